@@ -1,0 +1,63 @@
+"""vecalchemy: pgvector as a first-class part of SQLAlchemy and Alembic.
+
+Types (``Vector``, ``HalfVec``, ``SparseVec``, ``Bit``), distance comparators, typed
+pgvector functions, binary psycopg adapters and the ``vecalchemy`` engine plugin.
+Importing the package registers ``vector``/``halfvec``/``sparsevec`` for PostgreSQL
+reflection (idempotent).
+"""
+
+from __future__ import annotations
+
+from .exc import (
+    IndexDefinitionError,
+    InvalidVectorError,
+    SearchSettingError,
+    VecalchemyError,
+    VectorIndexWarning,
+)
+from .functions import (
+    avg,
+    binary_quantize,
+    l2_normalize,
+    subvector,
+    sum,
+    vector_dims,
+    vector_norm,
+)
+from .metrics import METRICS, Metric, opclass_for
+from .plugin import VecalchemyPlugin, install
+from .psycopg import register_adapters, register_adapters_async
+from .types import Bit, HalfVec, SparseVec, Vector, VectorType, register_reflection
+from .values import SparseVector
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Vector",
+    "HalfVec",
+    "SparseVec",
+    "Bit",
+    "VectorType",
+    "SparseVector",
+    "avg",
+    "sum",
+    "l2_normalize",
+    "binary_quantize",
+    "subvector",
+    "vector_dims",
+    "vector_norm",
+    "Metric",
+    "METRICS",
+    "opclass_for",
+    "VecalchemyPlugin",
+    "install",
+    "register_adapters",
+    "register_adapters_async",
+    "VecalchemyError",
+    "InvalidVectorError",
+    "IndexDefinitionError",
+    "SearchSettingError",
+    "VectorIndexWarning",
+]
+
+register_reflection()

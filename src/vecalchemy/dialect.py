@@ -1,0 +1,48 @@
+"""``postgresql+vecalchemy://``: SQLAlchemy's psycopg dialect with vecalchemy's plugin built in.
+
+Published through the ``sqlalchemy.dialects`` entry point; ``create_engine`` gives the
+sync dialect and ``create_async_engine`` the async one. It behaves exactly as
+``postgresql+psycopg://`` with ``plugins=["vecalchemy"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
+
+from .psycopg import fetch_type_oids, register_on_adapters
+
+__all__ = ["VecalchemyDialect", "VecalchemyAsyncDialect"]
+
+
+class _VecalchemyMixin:
+    supports_statement_cache = True
+    _vecalchemy_binary = True
+
+    def on_connect(self) -> Any:
+        parent = super().on_connect()  # type: ignore[misc]
+
+        def connect(dbapi_connection: Any) -> None:
+            if parent is not None:
+                parent(dbapi_connection)
+            raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+            register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
+
+        return connect
+
+
+class VecalchemyDialect(_VecalchemyMixin, PGDialect_psycopg):
+    """Sync ``postgresql+vecalchemy`` dialect (psycopg 3 underneath)."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def get_async_dialect_cls(cls, url: Any) -> Any:
+        return VecalchemyAsyncDialect
+
+
+class VecalchemyAsyncDialect(_VecalchemyMixin, PGDialectAsync_psycopg):
+    """Async ``postgresql+vecalchemy`` dialect, chosen by ``create_async_engine``."""
+
+    supports_statement_cache = True

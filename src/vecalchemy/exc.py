@@ -1,0 +1,44 @@
+"""vecalchemy's exceptions: one small tree rooted at :class:`VecalchemyError`.
+
+Errors about a *value* (a vector that pgvector would reject) also subclass
+:class:`ValueError`, so ``except ValueError`` keeps working for callers who do not
+know vecalchemy.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VecalchemyError",
+    "InvalidVectorError",
+    "IndexDefinitionError",
+    "SearchSettingError",
+    "VectorIndexWarning",
+]
+
+
+class VecalchemyError(Exception):
+    """Root of every error vecalchemy raises on purpose."""
+
+
+class InvalidVectorError(VecalchemyError, ValueError):
+    """A value that pgvector would reject, caught on the client before anything is sent.
+
+    The message names the SQL type, what was expected and what came; where pgvector has
+    an error text for the same condition (pgvector src/vector.c, halfvec.c, sparsevec.c)
+    the message contains it.
+    """
+
+
+class IndexDefinitionError(VecalchemyError, ValueError):
+    """An HNSW/IVFFlat index declaration that PostgreSQL + pgvector would refuse."""
+
+
+class SearchSettingError(VecalchemyError, ValueError):
+    """A search setting (``hnsw.ef_search`` ...) with a wrong name, type or range."""
+
+
+class VectorIndexWarning(UserWarning):
+    """A query orders by a vector distance in a way no declared vector index can serve.
+
+    Turn it into an error with ``warnings.simplefilter("error", VectorIndexWarning)``.
+    """

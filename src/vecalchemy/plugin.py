@@ -1,0 +1,53 @@
+"""The SQLAlchemy engine plugin: binary pgvector adapters on every new connection.
+
+``create_engine(url, plugins=["vecalchemy"])`` or ``...?plugin=vecalchemy`` in the URL
+(``sqlalchemy.plugins`` entry point ``vecalchemy``). Works with the ``psycopg`` driver,
+sync and async (``create_async_engine``); with any other driver it does nothing and the
+types use their text path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import CreateEnginePlugin, Engine
+from sqlalchemy.engine.url import URL
+
+from .psycopg import fetch_type_oids, register_on_adapters
+
+__all__ = ["VecalchemyPlugin", "install"]
+
+
+def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+    register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
+
+
+def install(engine: Engine) -> bool:
+    """Turn on vecalchemy's binary path for an existing psycopg ``engine``.
+
+    Idempotent. Returns ``False`` (and changes nothing) for a non-psycopg driver.
+    Connections already in the pool are not changed: call it before connecting.
+    """
+    dialect = engine.dialect
+    if dialect.name != "postgresql" or getattr(dialect, "driver", "") not in (
+        "psycopg",
+        "psycopg_async",
+    ):
+        return False
+    if not getattr(dialect, "_vecalchemy_binary", False):
+        dialect._vecalchemy_binary = True  # type: ignore[attr-defined]
+    if not event.contains(engine, "connect", _on_connect):
+        event.listen(engine, "connect", _on_connect)
+    return True
+
+
+class VecalchemyPlugin(CreateEnginePlugin):
+    """``CreateEnginePlugin`` registering binary adapters (see :func:`install`)."""
+
+    def update_url(self, url: URL) -> URL:
+        return url.difference_update_query(["plugin", "plugins"])
+
+    def engine_created(self, engine: Engine) -> None:
+        install(engine)

@@ -1,0 +1,220 @@
+"""psycopg 3 dumpers and loaders for pgvector types (sync and async connections).
+
+:func:`register_adapters` (or :func:`register_adapters_async`) registers them on one
+psycopg connection; the engine plugin and the ``postgresql+vecalchemy`` dialect do it
+on every new connection. Dumpers are keyed on small parameter classes
+(:class:`DenseParam`, :class:`BitParam`, :class:`~vecalchemy.values.SparseVector`) so a
+float32 array is sent as ``vector`` or ``halfvec`` as its column says. Loaders return
+``np.ndarray`` (float32 / float16), :class:`~vecalchemy.values.SparseVector`, and for
+``bit`` in binary results the same ``str`` of 0/1 that the text format gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from psycopg.adapt import AdaptersMap, Dumper, Loader
+from psycopg.pq import Format
+
+from . import codecs
+from .values import SparseVector
+
+__all__ = [
+    "DenseParam",
+    "HalfVecParam",
+    "BitParam",
+    "VECTOR_TYPES_QUERY",
+    "register_adapters",
+    "register_adapters_async",
+    "register_on_adapters",
+]
+
+#: Finds pgvector's types in whatever schema the extension was created in.
+VECTOR_TYPES_QUERY = """
+SELECT t.typname, t.oid::int8
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_depend d
+  ON d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'
+JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'vector'
+WHERE t.typname IN ('vector', 'halfvec', 'sparsevec')
+"""
+
+BIT_OID = 1560  # PostgreSQL's own bit type (pg_type.dat)
+
+
+@dataclass(frozen=True, slots=True)
+class DenseParam:
+    """A validated ``(dim,)`` array bound as ``vector`` (float4 on the wire)."""
+
+    array: np.ndarray
+    sql_type = "vector"
+
+
+@dataclass(frozen=True, slots=True)
+class HalfVecParam(DenseParam):
+    """A validated ``(dim,)`` array bound as ``halfvec`` (binary16 on the wire)."""
+
+    sql_type = "halfvec"
+
+
+@dataclass(frozen=True, slots=True)
+class BitParam:
+    """A validated ``(n,)`` bool array bound as ``bit``."""
+
+    bits: np.ndarray
+
+
+class _DenseBinaryDumper(Dumper):
+    format = Format.BINARY
+    oid = 0  # "unknown": the server takes the type from the explicit ::VECTOR(n) cast
+
+    def dump(self, obj: DenseParam) -> bytes:
+        return codecs.encode_dense_binary(obj.array, obj.sql_type)
+
+
+class _DenseTextDumper(_DenseBinaryDumper):
+    format = Format.TEXT
+
+    def dump(self, obj: DenseParam) -> bytes:
+        return codecs.encode_dense_text(obj.array).encode("ascii")
+
+
+class _SparseBinaryDumper(Dumper):
+    format = Format.BINARY
+    oid = 0
+
+    def dump(self, obj: SparseVector) -> bytes:
+        return codecs.encode_sparse_binary(obj)
+
+
+class _SparseTextDumper(_SparseBinaryDumper):
+    format = Format.TEXT
+
+    def dump(self, obj: SparseVector) -> bytes:
+        return codecs.encode_sparse_text(obj).encode("ascii")
+
+
+class _BitBinaryDumper(Dumper):
+    format = Format.BINARY
+    oid = BIT_OID
+
+    def dump(self, obj: BitParam) -> bytes:
+        return codecs.encode_bits_binary(obj.bits)
+
+
+class _BitTextDumper(_BitBinaryDumper):
+    format = Format.TEXT
+
+    def dump(self, obj: BitParam) -> bytes:
+        return codecs.encode_bits_text(obj.bits).encode("ascii")
+
+
+def _dense_loaders(sql_type: str) -> tuple[type[Loader], type[Loader]]:
+    class TextLoader(Loader):
+        def load(self, data: Any) -> np.ndarray:
+            return codecs.decode_dense_text(bytes(data).decode("ascii"), sql_type)
+
+    class BinaryLoader(Loader):
+        format = Format.BINARY
+
+        def load(self, data: Any) -> np.ndarray:
+            return codecs.decode_dense_binary(data, sql_type)
+
+    return TextLoader, BinaryLoader
+
+
+_VectorTextLoader, _VectorBinaryLoader = _dense_loaders("vector")
+_HalfvecTextLoader, _HalfvecBinaryLoader = _dense_loaders("halfvec")
+
+
+class _SparseTextLoader(Loader):
+    def load(self, data: Any) -> SparseVector:
+        return codecs.decode_sparse_text(bytes(data).decode("ascii"))
+
+
+class _SparseBinaryLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> SparseVector:
+        return codecs.decode_sparse_binary(data)
+
+
+class _BitBinaryLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> str:
+        return codecs.decode_bits_binary(data)
+
+
+_LOADERS: dict[str, tuple[type[Loader], type[Loader]]] = {
+    "vector": (_VectorTextLoader, _VectorBinaryLoader),
+    "halfvec": (_HalfvecTextLoader, _HalfvecBinaryLoader),
+    "sparsevec": (_SparseTextLoader, _SparseBinaryLoader),
+}
+
+
+def _with_oid(base: type[Dumper], oid: int) -> type[Dumper]:
+    return type(base.__name__, (base,), {"oid": oid})
+
+
+def register_on_adapters(adapters: AdaptersMap, oids: dict[str, int]) -> None:
+    """Register dumpers and loaders on ``adapters`` given ``{typname: oid}``.
+
+    Types missing from ``oids`` (extension not created yet) still get dumpers, with the
+    "unknown" oid: the server takes their type from the explicit bind cast. Their
+    results stay text and are decoded by the SQLAlchemy types.
+    """
+    for param, name in ((DenseParam, "vector"), (HalfVecParam, "halfvec")):
+        for dense in (_DenseTextDumper, _DenseBinaryDumper):
+            adapters.register_dumper(param, _with_oid(dense, oids.get(name, 0)))
+    for sparse in (_SparseTextDumper, _SparseBinaryDumper):
+        adapters.register_dumper(SparseVector, _with_oid(sparse, oids.get("sparsevec", 0)))
+    adapters.register_dumper(BitParam, _BitTextDumper)
+    adapters.register_dumper(BitParam, _BitBinaryDumper)
+    for name, (text_loader, binary_loader) in _LOADERS.items():
+        if name in oids:
+            adapters.register_loader(oids[name], text_loader)
+            adapters.register_loader(oids[name], binary_loader)
+    adapters.register_loader(BIT_OID, _BitBinaryLoader)
+
+
+def register_adapters(conn: Any) -> dict[str, int]:
+    """Register vecalchemy's adapters on a sync ``psycopg.Connection``.
+
+    Looks pgvector's types up in whatever schema the extension lives in; returns
+    ``{typname: oid}`` found (empty when the extension is not created). Leaves the
+    connection's transaction state as it found it.
+    """
+    oids = fetch_type_oids(conn)
+    register_on_adapters(conn.adapters, oids)
+    return oids
+
+
+async def register_adapters_async(conn: Any) -> dict[str, int]:
+    """:func:`register_adapters` for a ``psycopg.AsyncConnection``."""
+    idle = conn.info.transaction_status == 0
+    async with conn.cursor() as cur:
+        await cur.execute(VECTOR_TYPES_QUERY)
+        oids = {name: int(oid) for name, oid in await cur.fetchall()}
+    if idle and not conn.autocommit:
+        await conn.rollback()
+    register_on_adapters(conn.adapters, oids)
+    return oids
+
+
+def fetch_type_oids(conn: Any) -> dict[str, int]:
+    """``{typname: oid}`` of pgvector's types, through a (sync or SQLAlchemy-adapted) DBAPI
+    connection; rolls back the transaction it opened so the connection stays idle."""
+    raw = getattr(conn, "driver_connection", conn)
+    idle = raw.info.transaction_status == 0
+    cur = conn.cursor()
+    try:
+        cur.execute(VECTOR_TYPES_QUERY)
+        oids = {name: int(oid) for name, oid in cur.fetchall()}
+    finally:
+        cur.close()
+    if idle and not raw.autocommit:
+        conn.rollback()
+    return oids

@@ -1,0 +1,403 @@
+"""SQLAlchemy types for pgvector: :class:`Vector`, :class:`HalfVec`, :class:`SparseVec`, :class:`Bit`.
+
+Each is a :class:`~sqlalchemy.types.TypeDecorator` over a
+:class:`~sqlalchemy.types.UserDefinedType` impl that renders the DDL (``VECTOR(768)``)
+and an explicit bind cast (``%(p)s::VECTOR(768)``) so pgvector's implicit casts never
+pick an operator silently. Values are validated while binding (see
+:mod:`vecalchemy.codecs`), before anything is sent: a batch with one bad row sends
+nothing.
+
+Results: ``Vector`` -> ``(dim,)`` float32 ``np.ndarray``; ``HalfVec`` -> float16
+``np.ndarray``; ``SparseVec`` -> :class:`~vecalchemy.values.SparseVector`; ``Bit`` ->
+``str`` of ``0``/``1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from sqlalchemy.dialects.postgresql import base as pg_base
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import cast
+from sqlalchemy.types import Float, TypeDecorator, UserDefinedType
+
+from . import codecs
+from .exc import InvalidVectorError
+from .metrics import MAX_DIM, METRICS, SPARSEVEC_MAX_DIM, metrics_for
+from .psycopg import BitParam, DenseParam, HalfVecParam
+from .values import SparseVector
+
+__all__ = ["Vector", "HalfVec", "SparseVec", "Bit", "VectorType"]
+
+
+# --- impls: DDL and bind casts ------------------------------------------------------
+
+
+class _PgvectorImpl(UserDefinedType[Any]):
+    """Renders ``NAME(dim)``; marks binds for an explicit ``::NAME(dim)`` cast."""
+
+    cache_ok = True
+    render_bind_cast = True
+    sql_name: ClassVar[str] = ""
+    no_dim_spec: ClassVar[str] = ""
+
+    def __init__(self, dim: int | None = None) -> None:
+        self.dim = dim
+
+    def get_col_spec(self, **kw: Any) -> str:
+        if self.dim is None:
+            return self.no_dim_spec or self.sql_name
+        return f"{self.sql_name}({self.dim})"
+
+    def literal_processor(self, dialect: Any) -> Any:
+        spec = self.get_col_spec()
+
+        def process(value: str) -> str:
+            return f"'{value}'::{spec}"
+
+        return process
+
+
+class VECTOR(_PgvectorImpl):
+    """pgvector ``vector(n)`` (the DDL-level type)."""
+
+    sql_name = "VECTOR"
+
+
+class HALFVEC(_PgvectorImpl):
+    """pgvector ``halfvec(n)`` (the DDL-level type)."""
+
+    sql_name = "HALFVEC"
+
+
+class SPARSEVEC(_PgvectorImpl):
+    """pgvector ``sparsevec(n)`` (the DDL-level type)."""
+
+    sql_name = "SPARSEVEC"
+
+
+class BITSTRING(_PgvectorImpl):
+    """PostgreSQL ``bit(n)``; without a length ``BIT VARYING`` (plain ``BIT`` means ``bit(1)``)."""
+
+    sql_name = "BIT"
+    no_dim_spec = "BIT VARYING"
+
+
+# --- comparators ---------------------------------------------------------------------
+
+
+class _DistanceComparator(TypeDecorator.Comparator):  # type: ignore[type-arg]
+    """Distance operators shared by every vector type."""
+
+    def _distance(self, metric_name: str, other: Any) -> ColumnElement[float]:
+        vtype: VectorType = self.type  # type: ignore[assignment]
+        m = METRICS[metric_name]
+        if vtype.sql_type not in m.types:
+            raise TypeError(
+                f"{m.method}() ({m.operator}) is not defined for {vtype.sql_type}; "
+                f"{vtype.sql_type} supports: "
+                + ", ".join(METRICS[n].method for n in metrics_for(vtype.sql_type))
+            )
+        return self.expr.op(m.operator, return_type=Float)(vtype._coerce_operand(other))
+
+    def distance(self, other: Any) -> ColumnElement[float]:
+        """Distance by the metric declared on the type (``Vector(3, metric="cosine")``).
+
+        Raises :class:`ValueError` when the type declares no metric.
+        """
+        vtype: VectorType = self.type  # type: ignore[assignment]
+        if vtype.metric is None:
+            raise ValueError(
+                f"{vtype!r} declares no metric; declare one (metric=...) or call one of "
+                + ", ".join(METRICS[n].method + "()" for n in metrics_for(vtype.sql_type))
+            )
+        return self._distance(vtype.metric, other)
+
+
+class VectorComparator(_DistanceComparator):
+    """Distances for ``vector``, ``halfvec`` and ``sparsevec`` (pgvector sql/vector.sql)."""
+
+    def l2_distance(self, other: Any) -> ColumnElement[float]:
+        """Euclidean distance, SQL ``<->``."""
+        return self._distance("l2", other)
+
+    def max_inner_product(self, other: Any) -> ColumnElement[float]:
+        """Negative inner product, SQL ``<#>`` (ascending order = largest product first)."""
+        return self._distance("inner_product", other)
+
+    def cosine_distance(self, other: Any) -> ColumnElement[float]:
+        """Cosine distance, SQL ``<=>`` (NaN for a zero vector)."""
+        return self._distance("cosine", other)
+
+    def l1_distance(self, other: Any) -> ColumnElement[float]:
+        """Taxicab distance, SQL ``<+>``."""
+        return self._distance("l1", other)
+
+
+class BitComparator(_DistanceComparator):
+    """Distances for ``bit`` (pgvector 0.7.0)."""
+
+    def hamming_distance(self, other: Any) -> ColumnElement[float]:
+        """Hamming distance, SQL ``<~>``."""
+        return self._distance("hamming", other)
+
+    def jaccard_distance(self, other: Any) -> ColumnElement[float]:
+        """Jaccard distance, SQL ``<%>`` (1 when the intersection is empty)."""
+        return self._distance("jaccard", other)
+
+
+# --- the public types ----------------------------------------------------------------
+
+
+class VectorType(TypeDecorator[Any]):
+    """Base of the four pgvector types: dimension, declared metric, binding, results."""
+
+    cache_ok = True
+    sql_type: ClassVar[str] = ""
+    max_dim: ClassVar[int] = MAX_DIM
+    comparator_factory = VectorComparator  # type: ignore[assignment]
+
+    def __init__(self, dim: int | None = None, *, metric: str | None = None) -> None:
+        if dim is not None:
+            if isinstance(dim, bool) or not isinstance(dim, int):
+                raise InvalidVectorError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
+            if dim < 1:
+                raise InvalidVectorError(
+                    f"dimensions for type {self.sql_type} must be at least 1 (got {dim})"
+                )
+            if dim > self.max_dim:
+                raise InvalidVectorError(
+                    f"dimensions for type {self.sql_type} cannot exceed {self.max_dim} (got {dim})"
+                )
+        if metric is not None and metric not in metrics_for(self.sql_type):
+            raise ValueError(
+                f"{type(self).__name__}: unknown metric {metric!r} for {self.sql_type}; "
+                f"expected one of {', '.join(metrics_for(self.sql_type))}"
+            )
+        super().__init__(dim)
+        self.dim = dim
+        self.metric = metric
+
+    def __repr__(self) -> str:
+        args = [] if self.dim is None else [repr(self.dim)]
+        if self.metric is not None:
+            args.append(f"metric={self.metric!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    @property
+    def python_type(self) -> type:
+        return np.ndarray
+
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        # a Python value compared to a vector binds with this exact type
+        return self
+
+    def _coerce_operand(self, other: Any) -> Any:
+        """Right operand of a distance: a bind of this exact type, or an explicit cast."""
+        if isinstance(other, ColumnElement):
+            otype = other.type
+            if (
+                isinstance(otype, VectorType)
+                and type(otype) is type(self)
+                and (otype.dim == self.dim or self.dim is None)
+            ):
+                return other
+            return cast(other, type(self)(self.dim))
+        return other
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        # NumPy arrays do not have a truth value; the ORM compares to detect changes
+        if x is None or y is None:
+            return x is y
+        return bool(np.array_equal(np.asarray(x), np.asarray(y)))
+
+    # binding and results: subclasses implement _check, _bind_binary, _to_text, _from_*
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        checked = self._check(value)
+        if getattr(dialect, "_vecalchemy_binary", False):
+            return self._bind_binary(checked)
+        return self._to_text(checked)
+
+    def process_literal_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return self._to_text(self._check(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or isinstance(value, self._result_class):
+            return value
+        if isinstance(value, str):
+            return self._from_text(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return self._from_binary(value)
+        return self._check(value)
+
+    _result_class: ClassVar[type] = np.ndarray
+
+    def _check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def _bind_binary(self, checked: Any) -> Any:
+        raise NotImplementedError
+
+    def _to_text(self, checked: Any) -> str:
+        raise NotImplementedError
+
+    def _from_text(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def _from_binary(self, data: bytes | bytearray | memoryview) -> Any:
+        raise NotImplementedError
+
+
+class _DenseType(VectorType):
+    cache_ok = True
+
+    def _check(self, value: Any) -> np.ndarray:
+        return codecs.check_dense(value, self.sql_type, self.dim)
+
+    def _bind_binary(self, checked: Any) -> Any:
+        return (HalfVecParam if self.sql_type == "halfvec" else DenseParam)(checked)
+
+    def _to_text(self, checked: Any) -> str:
+        return codecs.encode_dense_text(checked)
+
+    def _from_text(self, text: str) -> np.ndarray:
+        return codecs.decode_dense_text(text, self.sql_type)
+
+    def _from_binary(self, data: bytes | bytearray | memoryview) -> np.ndarray:
+        return codecs.decode_dense_binary(data, self.sql_type)
+
+
+class Vector(_DenseType):
+    """pgvector ``vector(dim)``: float4 elements, up to 16 000 dimensions.
+
+    ``Vector(768, metric="cosine")``. ``dim=None`` leaves the column without a typmod
+    (any dimension; such a column cannot be indexed). ``metric`` (``"l2"``,
+    ``"inner_product"``, ``"cosine"``, ``"l1"``) drives ``col.distance(q)`` and the
+    opclass of indexes declared on the column.
+
+    Binds lists/tuples, 1-D arrays of any real dtype, pgvector-python ``Vector``;
+    returns a ``(dim,)`` float32 ``np.ndarray``.
+    Raises :class:`~vecalchemy.exc.InvalidVectorError` while binding (see
+    :func:`vecalchemy.codecs.check_dense`).
+    """
+
+    impl = VECTOR
+    cache_ok = True
+    sql_type = "vector"
+
+
+class HalfVec(_DenseType):
+    """pgvector ``halfvec(dim)`` (0.7.0+): IEEE binary16 elements, up to 16 000 dimensions.
+
+    Returns a ``(dim,)`` float16 ``np.ndarray``. Values whose magnitude rounds beyond
+    65504 are refused, as pgvector refuses them (src/halfutils.h).
+    """
+
+    impl = HALFVEC
+    cache_ok = True
+    sql_type = "halfvec"
+
+
+class SparseVec(VectorType):
+    """pgvector ``sparsevec(dim)`` (0.7.0+): up to 1e9 dimensions, 16 000 non-zeros.
+
+    Binds :class:`~vecalchemy.values.SparseVector`, ``{index: value}`` mappings
+    (0-based; the column's ``dim`` is used), dense sequences/arrays, SciPy sparse rows,
+    pgvector-python ``SparseVector``; returns :class:`~vecalchemy.values.SparseVector`.
+    """
+
+    impl = SPARSEVEC
+    cache_ok = True
+    sql_type = "sparsevec"
+    max_dim = SPARSEVEC_MAX_DIM
+    _result_class = SparseVector
+
+    def _check(self, value: Any) -> SparseVector:
+        return codecs.check_sparse(value, self.dim)
+
+    def _bind_binary(self, checked: Any) -> Any:
+        return checked
+
+    def _to_text(self, checked: Any) -> str:
+        return codecs.encode_sparse_text(checked)
+
+    def _from_text(self, text: str) -> SparseVector:
+        return codecs.decode_sparse_text(text)
+
+    def _from_binary(self, data: bytes | bytearray | memoryview) -> SparseVector:
+        return codecs.decode_sparse_binary(data)
+
+    @property
+    def python_type(self) -> type:
+        return SparseVector
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        return bool(x == y)
+
+
+class Bit(VectorType):
+    """PostgreSQL ``bit(length)`` used as a binary vector (pgvector 0.7.0 indexes it).
+
+    ``Bit(64, metric="hamming")``; metrics ``"hamming"`` (``<~>``) and ``"jaccard"``
+    (``<%>``). Without a length the DDL is ``BIT VARYING``, because PostgreSQL's plain
+    ``BIT`` means ``bit(1)``.
+
+    Binds ``"0101"`` strings, ``bytes`` (the type's length, or 8 bits a byte), sequences
+    of bools, bool or 0/1 arrays, pgvector-python ``Bit``; returns a ``str`` of 0/1.
+    Raises :class:`~vecalchemy.exc.InvalidVectorError` for other characters or a
+    length mismatch (``bit string length 3 does not match type bit(4)``).
+    """
+
+    impl = BITSTRING
+    cache_ok = True
+    sql_type = "bit"
+    max_dim = 83886080  # PostgreSQL's VARBITMAXLEN
+    comparator_factory = BitComparator  # type: ignore[assignment]
+    _result_class = str
+
+    def __init__(self, length: int | None = None, *, metric: str | None = None) -> None:
+        super().__init__(length, metric=metric)
+
+    @property
+    def length(self) -> int | None:
+        """Number of bits (``None``: any)."""
+        return self.dim
+
+    def _check(self, value: Any) -> np.ndarray:
+        return codecs.check_bits(value, self.dim)
+
+    def _bind_binary(self, checked: Any) -> Any:
+        return BitParam(checked)
+
+    def _to_text(self, checked: Any) -> str:
+        return codecs.encode_bits_text(checked)
+
+    def _from_text(self, text: str) -> str:
+        return text
+
+    def _from_binary(self, data: bytes | bytearray | memoryview) -> str:
+        return codecs.decode_bits_binary(data)
+
+    @property
+    def python_type(self) -> type:
+        return str
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        return bool(x == y)
+
+
+# --- reflection ----------------------------------------------------------------------
+
+
+def register_reflection() -> None:
+    """Make PostgreSQL reflection return ``Vector(n)``/``HalfVec(n)``/``SparseVec(n)``.
+
+    Idempotent; called on import of :mod:`vecalchemy`. Plain ``bit`` stays SQLAlchemy's.
+    """
+    for name, cls in (("vector", Vector), ("halfvec", HalfVec), ("sparsevec", SparseVec)):
+        pg_base.ischema_names.setdefault(name, cls)
