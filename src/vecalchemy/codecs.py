@@ -197,7 +197,7 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
             raise InvalidVectorError(f"{label}: expected a 1-D value, got shape {arr.shape}")
         if arr.dtype.kind == "b":
             bits = arr
-        elif arr.dtype.kind in "iu" and arr.size and ((arr == 0) | (arr == 1)).all() or arr.dtype.kind in "iu" and arr.size == 0:
+        elif arr.dtype.kind in "iu" and ((arr == 0) | (arr == 1)).all():
             bits = arr.astype(bool)
         else:
             raise InvalidVectorError(

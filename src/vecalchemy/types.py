@@ -1,4 +1,4 @@
-"""SQLAlchemy types for pgvector: :class:`Vector`, :class:`HalfVec`, :class:`SparseVec`, :class:`Bit`.
+"""SQLAlchemy types for pgvector: ``Vector``, ``HalfVec``, ``SparseVec``, ``Bit``.
 
 Each is a :class:`~sqlalchemy.types.TypeDecorator` over a
 :class:`~sqlalchemy.types.UserDefinedType` impl that renders the DDL (``VECTOR(768)``)
