@@ -44,7 +44,7 @@ __all__ = [
 
 #: SQL type name -> NumPy dtype of a dense value as returned to the user.
 DENSE_DTYPES: dict[str, type[np.floating[Any]]] = {"vector": np.float32, "halfvec": np.float16}
-_WIRE = {"vector": np.dtype(">f4"), "halfvec": np.dtype(">f2")}
+_WIRE: dict[str, np.dtype[Any]] = {"vector": np.dtype(">f4"), "halfvec": np.dtype(">f2")}
 _HEADER = struct.Struct(">HH")
 _SPARSE_HEADER = struct.Struct(">iii")
 _BIT_HEADER = struct.Struct(">i")
@@ -106,7 +106,9 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
         out = arr
     else:
         with np.errstate(over="ignore", invalid="ignore"):
-            out = arr.astype(dtype)
+            # like pgvector's input functions: parse as float4 (strtof), then round to
+            # binary16 for halfvec (src/halfvec.c), so both paths round the same way
+            out = arr.astype(np.float32).astype(dtype, copy=False)
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         _raise_not_finite(arr, out, sql_type)
     return out
@@ -121,8 +123,16 @@ def _raise_not_finite(arr: np.ndarray, out: np.ndarray, sql_type: str) -> None:
         raise InvalidVectorError(f"infinite value not allowed in {sql_type} (element {i})")
     limit = f" (largest magnitude {HALFVEC_MAX:g})" if sql_type == "halfvec" else ""
     raise InvalidVectorError(
-        f'"{original}" is out of range for type {sql_type} (element {i}){limit}'
+        f'"{_number_text(original)}" is out of range for type {sql_type} (element {i}){limit}'
     )
+
+
+def _number_text(x: Any) -> str:
+    """``65520`` rather than ``65520.0``, ``4e+38`` rather than ``4.0e+38``."""
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _parse_user_text(text: str, label: str) -> np.ndarray:
@@ -167,13 +177,13 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
     label = _type_label("bit", length)
     bits: np.ndarray
     if isinstance(value, str):
-        raw = np.frombuffer(value.encode("utf-8"), dtype=np.uint8)
+        # one code point per element, so a position counts characters, not bytes
+        raw = np.frombuffer(value.encode("utf-32-le"), dtype=np.uint32)
         bad = (raw != 48) & (raw != 49)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            ch = value.encode("utf-8")[i : i + 1].decode("utf-8", "replace")
             raise InvalidVectorError(
-                f'{label}: "{ch}" is not a valid binary digit (position {i}); '
+                f'{label}: "{value[i]}" is not a valid binary digit (position {i}); '
                 "expected only 0 and 1"
             )
         bits = raw == 49
@@ -192,12 +202,23 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
     elif hasattr(value, "to_numpy") and type(value).__module__.startswith("pgvector"):
         bits = np.asarray(value.to_numpy()).astype(bool)
     elif isinstance(value, (list, tuple, np.ndarray)):
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except ValueError as e:  # ragged nesting
+            raise InvalidVectorError(f"{label}: expected a flat sequence of bools ({e})") from None
         if arr.ndim != 1:
             raise InvalidVectorError(f"{label}: expected a 1-D value, got shape {arr.shape}")
-        if arr.dtype.kind == "b":
+        if arr.size == 0:  # np.asarray([]) is float64: say "empty", not "wrong dtype"
+            bits = arr.astype(bool)
+        elif arr.dtype.kind == "b":
             bits = arr
-        elif arr.dtype.kind in "iu" and ((arr == 0) | (arr == 1)).all():
+        elif arr.dtype.kind in "iu":
+            bad = (arr != 0) & (arr != 1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise InvalidVectorError(
+                    f"{label}: expected only 0 and 1, got {arr[i]} (element {i})"
+                )
             bits = arr.astype(bool)
         else:
             raise InvalidVectorError(
@@ -209,7 +230,7 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
             f"got {type(value).__name__}"
         )
     if bits.size == 0:
-        raise InvalidVectorError(f"{label}: a bit string must have at least 1 bit")
+        raise InvalidVectorError(f"{label}: a bit string must have at least 1 bit, got 0")
     if length is not None and bits.size != length:
         raise InvalidVectorError(
             f"bit string length {bits.size} does not match type bit({length})"
@@ -222,7 +243,8 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
 
 def encode_dense_binary(arr: np.ndarray, sql_type: str = "vector") -> bytes:
     """Binary ``vector``/``halfvec`` payload for a validated 1-D array."""
-    return _HEADER.pack(arr.shape[0], 0) + arr.astype(_WIRE[sql_type], copy=False).tobytes()
+    payload: bytes = arr.astype(_WIRE[sql_type], copy=False).tobytes()
+    return _HEADER.pack(arr.shape[0], 0) + payload
 
 
 def decode_dense_binary(
@@ -230,9 +252,8 @@ def decode_dense_binary(
 ) -> np.ndarray:
     """Decode a binary payload into a ``(dim,)`` float32 (vector) / float16 (halfvec) array."""
     dim = (data[0] << 8) | data[1]
-    return np.frombuffer(data, dtype=_WIRE[sql_type], count=dim, offset=4).astype(
-        DENSE_DTYPES[sql_type]
-    )
+    wire: np.ndarray = np.frombuffer(data, dtype=_WIRE[sql_type], count=dim, offset=4)
+    return wire.astype(DENSE_DTYPES[sql_type])
 
 
 def encode_dense_text(arr: np.ndarray) -> str:

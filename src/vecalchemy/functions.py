@@ -29,20 +29,26 @@ __all__ = [
 ]
 
 
-def _vector_arg(expr: Any, allowed: tuple[type[VectorType], ...], fn: str) -> ColumnElement[Any]:
-    """A SQL expression of a vector type; Python values become typed binds."""
+def _vector_arg(
+    expr: Any, allowed: tuple[type[VectorType], ...], fn: str
+) -> tuple[ColumnElement[Any], VectorType]:
+    """A SQL expression of a vector type and that type; Python values become typed binds.
+
+    Raises :class:`TypeError` for an expression of another type.
+    """
     if isinstance(expr, ColumnElement):
-        if not isinstance(expr.type, allowed):
+        etype = expr.type
+        if not isinstance(etype, allowed):
             names = ", ".join(t.__name__ for t in allowed)
-            raise TypeError(f"{fn}() takes a {names} expression, got type {expr.type!r}")
-        return expr
+            raise TypeError(f"{fn}() takes a {names} expression, got type {etype!r}")
+        return expr, etype
     if isinstance(expr, SparseVector):
         vtype: VectorType = SparseVec(expr.dim)
     else:
         vtype = Vector(len(expr)) if isinstance(expr, (list, tuple, np.ndarray)) else Vector()
     if not isinstance(vtype, allowed):
         raise TypeError(f"{fn}() does not take a {type(expr).__name__} value")
-    return bindparam(None, expr, type_=vtype)
+    return bindparam(None, expr, type_=vtype), vtype
 
 
 _DENSE = (Vector, HalfVec)
@@ -52,20 +58,20 @@ _ANY = (Vector, HalfVec, SparseVec)
 def avg(expr: Any) -> ColumnElement[Any]:
     """``avg(vector|halfvec)`` aggregate (pgvector 0.4.0 / 0.7.0); the element-wise mean,
     of the argument's type. NULL over no rows."""
-    e = _vector_arg(expr, _DENSE, "avg")
-    return func.avg(e, type_=e.type)
+    e, vtype = _vector_arg(expr, _DENSE, "avg")
+    return func.avg(e, type_=vtype)
 
 
 def sum(expr: Any) -> ColumnElement[Any]:  # noqa: A001 - pgvector's name
     """``sum(vector|halfvec)`` aggregate (pgvector 0.5.0 / 0.7.0), of the argument's type."""
-    e = _vector_arg(expr, _DENSE, "sum")
-    return func.sum(e, type_=e.type)
+    e, vtype = _vector_arg(expr, _DENSE, "sum")
+    return func.sum(e, type_=vtype)
 
 
 def l2_normalize(expr: Any) -> ColumnElement[Any]:
     """``l2_normalize(v)`` (pgvector 0.7.0): ``v / ||v||``; a zero vector stays zero."""
-    e = _vector_arg(expr, _ANY, "l2_normalize")
-    return func.l2_normalize(e, type_=e.type)
+    e, vtype = _vector_arg(expr, _ANY, "l2_normalize")
+    return func.l2_normalize(e, type_=vtype)
 
 
 def binary_quantize(expr: Any) -> ColumnElement[Any]:
@@ -74,26 +80,27 @@ def binary_quantize(expr: Any) -> ColumnElement[Any]:
     Typed ``Bit(dim)`` when the argument has a dimension. To index it, cast to a
     length: ``cast(binary_quantize(col), Bit(dim))`` (an index needs a typmod).
     """
-    e = _vector_arg(expr, _DENSE, "binary_quantize")
-    return func.binary_quantize(e, type_=Bit(e.type.dim))
+    e, vtype = _vector_arg(expr, _DENSE, "binary_quantize")
+    return func.binary_quantize(e, type_=Bit(vtype.dim))
 
 
 def subvector(expr: Any, start: int, count: int) -> ColumnElement[Any]:
     """``subvector(v, start, count)`` (pgvector 0.7.0): ``count`` elements from the 1-based
     ``start``; typed as the argument's type with dimension ``count``."""
-    e = _vector_arg(expr, _DENSE, "subvector")
+    e, vtype = _vector_arg(expr, _DENSE, "subvector")
     dim = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
-    return func.subvector(e, start, count, type_=type(e.type)(dim))
+    return func.subvector(e, start, count, type_=type(vtype)(dim))
 
 
 def vector_dims(expr: Any) -> ColumnElement[int]:
     """``vector_dims(v)`` -> integer, for vector and halfvec (pgvector has no sparsevec form)."""
-    e = _vector_arg(expr, _DENSE, "vector_dims")
+    e, _ = _vector_arg(expr, _DENSE, "vector_dims")
     return func.vector_dims(e, type_=Integer)
 
 
 def vector_norm(expr: Any) -> ColumnElement[float]:
     """Euclidean norm: ``vector_norm(vector)``, ``l2_norm(halfvec|sparsevec)`` -> float."""
-    e = _vector_arg(expr, _ANY, "vector_norm")
-    name = "vector_norm" if isinstance(e.type, Vector) else "l2_norm"
-    return getattr(func, name)(e, type_=Float)
+    e, vtype = _vector_arg(expr, _ANY, "vector_norm")
+    if isinstance(vtype, Vector):
+        return func.vector_norm(e, type_=Float)
+    return func.l2_norm(e, type_=Float)

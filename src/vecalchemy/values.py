@@ -36,6 +36,9 @@ class SparseVector:
     """
 
     __slots__ = ("_dim", "_indices", "_values")
+    _dim: int
+    _indices: np.ndarray
+    _values: np.ndarray
 
     def __init__(self, value: Any, dim: int | None = None) -> None:
         if isinstance(value, SparseVector):
