@@ -212,10 +212,25 @@ class VectorType(TypeDecorator[Any]):
         return other
 
     def compare_values(self, x: Any, y: Any) -> bool:
-        # NumPy arrays do not have a truth value; the ORM compares to detect changes
+        """Equality the ORM uses to detect a changed attribute.
+
+        Compares the validated forms (so a loaded float32 array equals the list it came
+        from, and a ``"1010"`` bit string equals ``[1, 0, 1, 0]``); NumPy arrays have no
+        truth value, so ``==`` cannot be used. A value that does not validate compares
+        unequal, and the flush then raises while binding it.
+        """
         if x is None or y is None:
             return x is y
-        return bool(np.array_equal(np.asarray(x), np.asarray(y)))
+        if x is y:
+            return True
+        try:
+            cx, cy = self._check(x), self._check(y)
+        except (ValueError, TypeError):
+            return False
+        return self._equal(cx, cy)
+
+    def _equal(self, x: Any, y: Any) -> bool:
+        return bool(np.array_equal(x, y))
 
     # binding and results: subclasses implement _check, _bind_binary, _to_text, _from_*
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
@@ -341,7 +356,7 @@ class SparseVec(VectorType):
     def python_type(self) -> type:
         return SparseVector
 
-    def compare_values(self, x: Any, y: Any) -> bool:
+    def _equal(self, x: Any, y: Any) -> bool:
         return bool(x == y)
 
 
@@ -391,9 +406,6 @@ class Bit(VectorType):
     @property
     def python_type(self) -> type:
         return str
-
-    def compare_values(self, x: Any, y: Any) -> bool:
-        return bool(x == y)
 
 
 # --- reflection ----------------------------------------------------------------------
