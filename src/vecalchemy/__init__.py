@@ -24,6 +24,17 @@ from .functions import (
     vector_dims,
     vector_norm,
 )
+from .indexes import (
+    BuildProgress,
+    BuildSettings,
+    HnswIndex,
+    IvfflatIndex,
+    VectorIndexSpec,
+    build_vector_index,
+    index_build_settings,
+    validate_vector_index,
+    vector_index_spec,
+)
 from .metrics import METRICS, Metric, opclass_for
 from .plugin import VecalchemyPlugin, install
 from .psycopg import register_adapters, register_adapters_async
@@ -53,6 +64,15 @@ __all__ = [
     "install",
     "register_adapters",
     "register_adapters_async",
+    "HnswIndex",
+    "IvfflatIndex",
+    "VectorIndexSpec",
+    "validate_vector_index",
+    "vector_index_spec",
+    "build_vector_index",
+    "BuildProgress",
+    "BuildSettings",
+    "index_build_settings",
     "VecalchemyError",
     "InvalidVectorError",
     "IndexDefinitionError",
