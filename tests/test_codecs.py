@@ -6,8 +6,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from vecalchemy import SparseVector
-from vecalchemy import codecs
+from vecalchemy import SparseVector, codecs
 
 
 def server_bytes(conn: psycopg.Connection, sql: str) -> bytes:
