@@ -1,0 +1,172 @@
+"""What the server says a vector index is: reflection and the canonical form of a declaration.
+
+Autogenerate compares database-canonical with database-canonical: the declared index is
+created on an empty temporary stand-in of its table inside a SAVEPOINT that is rolled
+back, and both it and the existing index are read back with the same catalog query
+(``pg_get_indexdef``, ``pg_get_expr``, ``pg_opclass``, ``pg_class.reloptions``). So a
+default operator class omitted by ``pg_get_indexdef``, casts, parentheses and the
+spelling of a WHERE clause can never cause a spurious difference; option values (strings
+in ``reloptions``) are compared as ints with the defaults filled in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import visitors
+
+from vecalchemy.indexes import INDEX_OPTIONS, VectorIndexSpec
+
+from .ddl import create_index_sql, sql_text
+
+__all__ = ["ReflectedVectorIndex", "reflect_vector_indexes", "canonical_forms"]
+
+
+@dataclass(frozen=True)
+class ReflectedVectorIndex:
+    """A vector index as the catalog shows it.
+
+    ``key`` is ``pg_get_indexdef(index, 1, true)`` (a column name or an expression),
+    ``column`` the column name when the key is a plain column, ``opclass`` the operator
+    class (also when it is the default), ``options`` the WITH options given explicitly
+    (ints), ``where`` the predicate (``pg_get_expr``) or ``None``.
+    """
+
+    name: str
+    method: str
+    key: str
+    column: str | None
+    opclass: str
+    options: Mapping[str, int] = field(default_factory=dict)
+    where: str | None = None
+
+    def signature(self) -> tuple[Any, ...]:
+        """What must be equal for two indexes to be the same; unspecified options are
+        their defaults (pgvector src/hnsw.c, src/ivfflat.c)."""
+        defaults = {k: v[0] for k, v in INDEX_OPTIONS[self.method].items()}
+        options = {**defaults, **self.options}
+        return (self.method, self.key, self.opclass, tuple(sorted(options.items())), self.where)
+
+
+_REFLECT = (
+    "SELECT i.relname, am.amname, pg_get_indexdef(x.indexrelid, 1, true),"
+    " CASE WHEN x.indkey[0] <> 0 THEN a.attname END,"
+    " oc.opcname, i.reloptions, pg_get_expr(x.indpred, x.indrelid, true)"
+    " FROM pg_index x"
+    " JOIN pg_class i ON i.oid = x.indexrelid"
+    " JOIN pg_am am ON am.oid = i.relam"
+    " JOIN pg_opclass oc ON oc.oid = x.indclass[0]"
+    " LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]"
+    " WHERE am.amname IN ('hnsw', 'ivfflat') AND x.indrelid = {relid}"
+    " ORDER BY i.relname"
+)
+_BY_NAME = text(
+    _REFLECT.format(
+        relid="(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table)"
+    )
+)
+_TEMP = text(
+    _REFLECT.format(
+        relid="(SELECT c.oid FROM pg_class c"
+        " WHERE c.relnamespace = pg_my_temp_schema() AND c.relname = :table)"
+    )
+)
+
+
+def _options(reloptions: Iterable[str] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in reloptions or ():
+        name, _, value = item.partition("=")
+        out[name] = int(value) if value.lstrip("-").isdigit() else value  # type: ignore[assignment]
+    return out
+
+
+def _rows(conn: Connection, query: Any, params: dict[str, Any]) -> dict[str, ReflectedVectorIndex]:
+    return {
+        row[0]: ReflectedVectorIndex(
+            name=row[0],
+            method=row[1],
+            key=row[2],
+            column=row[3],
+            opclass=row[4],
+            options=_options(row[5]),
+            where=row[6],
+        )
+        for row in conn.execute(query, params)
+    }
+
+
+def reflect_vector_indexes(
+    conn: Connection, table: str, schema: str | None
+) -> dict[str, ReflectedVectorIndex]:
+    """The HNSW/IVFFlat indexes of ``schema.table`` (schema ``None``: the current one)."""
+    return _rows(conn, _BY_NAME, {"schema": schema, "table": table})
+
+
+def _columns(spec: VectorIndexSpec) -> list[Column[Any]]:
+    seen: dict[str, Column[Any]] = {}
+    for element in (spec.expression, spec.where):
+        if element is None:
+            continue
+        for node in visitors.iterate(element):
+            if isinstance(node, Column) and node.name not in seen:
+                seen[node.name] = node
+    return list(seen.values())
+
+
+def canonical_forms(
+    conn: Connection, specs: Mapping[str, VectorIndexSpec]
+) -> dict[str, ReflectedVectorIndex]:
+    """How the server would show each declared index (name -> reflected form).
+
+    Creates each index on an empty temporary table holding the columns it references,
+    inside a SAVEPOINT that is rolled back: nothing persists and no data is indexed.
+    Raises SQLAlchemy's ``DBAPIError`` if the server refuses a definition.
+    """
+    dialect = conn.dialect
+    prep = dialect.identifier_preparer
+    out: dict[str, ReflectedVectorIndex] = {}
+    savepoint = conn.begin_nested()
+    try:
+        for name, spec in specs.items():
+            probe = f"vecalchemy_probe_{uuid.uuid4().hex[:12]}"
+            cols = ", ".join(
+                f"{prep.quote(c.name)} {c.type.compile(dialect=dialect)}" for c in _columns(spec)
+            )
+            conn.execute(text(f"CREATE TEMPORARY TABLE {prep.quote(probe)} ({cols})"))
+            assert spec.expression is not None
+            conn.execute(
+                sql_text(
+                    create_index_sql(
+                        dialect,
+                        name=probe + "_ix",
+                        table=probe,
+                        schema=None,
+                        expression=spec.expression,
+                        method=spec.method,
+                        opclass=spec.opclass,
+                        options=spec.options,
+                        where=spec.where,
+                    )
+                )
+            )
+            (found,) = _rows(conn, _TEMP, {"table": probe}).values()
+            out[name] = ReflectedVectorIndex(
+                name=name,
+                method=found.method,
+                key=found.key,
+                column=found.column,
+                opclass=found.opclass,
+                options=found.options,
+                where=found.where,
+            )
+    finally:
+        savepoint.rollback()
+    return out
+

@@ -1,0 +1,200 @@
+"""Autogenerate comparators: vector indexes and the ``vector`` extension.
+
+- :func:`compare_vector_indexes` (per table, after Alembic's own index comparison):
+  compares declared HNSW/IVFFlat indexes with the database on method, operator class,
+  key expression (casts included), WHERE clause and options, in database-canonical
+  form (see :mod:`vecalchemy_alembic.catalog`). A difference becomes
+  ``drop_vector_index`` + ``create_vector_index``, drops before any column change and
+  creates after, so a downgrade is the exact reverse. Alembic's own
+  ``create_index``/``drop_index`` for those indexes are removed from the table's
+  operations (Alembic compares PostgreSQL indexes on uniqueness and expressions only
+  and cannot render an operator class on an expression).
+- :func:`compare_vector_extension` (once, after all tables): when the migration uses a
+  vecalchemy type or creates a vector index and the database lacks pgvector, the
+  migration creates the extension first (and the downgrade drops it last).
+
+Both honour ``include_object`` and ``include_name``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import ops
+from sqlalchemy import Index, Table, text
+from sqlalchemy.engine import Connection
+
+from vecalchemy.indexes import VectorIndexSpec, vector_index_spec
+from vecalchemy.types import VectorType
+
+from .catalog import ReflectedVectorIndex, canonical_forms, reflect_vector_indexes
+from .ops import CreateVectorExtensionOp, CreateVectorIndexOp, DropVectorIndexOp
+from . import render_item
+
+__all__ = ["compare_vector_indexes", "compare_vector_extension"]
+
+# Both registration paths (the 1.18+ plugin and register()) may be active at once; each
+# comparison runs once per container of operations.
+_seen_tables: weakref.WeakSet[ops.ModifyTableOps] = weakref.WeakSet()
+_seen_migrations: weakref.WeakSet[ops.UpgradeOps] = weakref.WeakSet()
+
+
+def _declared(
+    autogen_context: AutogenContext, table: Table | None, conn_names: dict[str, Index | None]
+) -> dict[str, tuple[Index, VectorIndexSpec]]:
+    out: dict[str, tuple[Index, VectorIndexSpec]] = {}
+    if table is None:
+        return out
+    for index in sorted(table.indexes, key=lambda i: str(i.name)):
+        spec = vector_index_spec(index)
+        if spec is None or index.name is None:
+            continue
+        name = str(index.name)
+        if autogen_context.run_object_filters(index, name, "index", False, conn_names.get(name)):
+            out[name] = (index, spec)
+    return out
+
+
+def _create_op(
+    index: Index, spec: VectorIndexSpec, table: str, schema: str | None
+) -> CreateVectorIndexOp:
+    pg = index.dialect_options["postgresql"]
+    assert spec.expression is not None
+    return CreateVectorIndexOp(
+        str(index.name),
+        table,
+        spec.expression,
+        method=spec.method,
+        opclass=spec.opclass,
+        options=dict(spec.options),
+        where=spec.where,
+        schema=schema,
+        concurrently=bool(getattr(index, "concurrently", False) or pg.get("concurrently")),
+    )
+
+
+def _reflected_op(found: ReflectedVectorIndex, table: str, schema: str | None) -> CreateVectorIndexOp:
+    return CreateVectorIndexOp(
+        found.name,
+        table,
+        found.column if found.column is not None else text(found.key),
+        method=found.method,
+        opclass=found.opclass,
+        options=dict(found.options),
+        where=found.where,
+        schema=schema,
+    )
+
+
+def compare_vector_indexes(
+    autogen_context: AutogenContext,
+    modify_table_ops: ops.ModifyTableOps,
+    schema: str | None,
+    tname: str,
+    conn_table: Table | None,
+    metadata_table: Table | None,
+) -> None:
+    """The ``table`` comparator: vector index differences of one table (see module doc)."""
+    if modify_table_ops in _seen_tables:
+        return
+    _seen_tables.add(modify_table_ops)
+    conn = autogen_context.connection
+    assert conn is not None
+    table_name = str(tname)
+
+    existing: dict[str, ReflectedVectorIndex] = {}
+    conn_indexes: dict[str, Index | None] = {}
+    if conn_table is not None:
+        reflected = {str(i.name): i for i in conn_table.indexes}
+        for name, found in reflect_vector_indexes(conn, table_name, schema).items():
+            conn_indexes[name] = reflected.get(name)
+            if not autogen_context.run_name_filters(
+                name, "index", {"table_name": table_name, "schema_name": schema}
+            ):
+                continue
+            obj = reflected.get(name) or Index(name)
+            if autogen_context.run_object_filters(obj, name, "index", True, None):
+                existing[name] = found
+    declared = _declared(autogen_context, metadata_table, conn_indexes)
+
+    # Alembic's own index operations for these indexes are replaced by ours
+    ours = set(declared) | set(conn_indexes)
+    modify_table_ops.ops = [
+        o
+        for o in modify_table_ops.ops
+        if not (isinstance(o, (ops.CreateIndexOp, ops.DropIndexOp)) and o.index_name in ours)
+    ]
+
+    both = {n: declared[n][1] for n in declared if n in existing}
+    canonical = canonical_forms(conn, both) if both else {}
+    drops: list[DropVectorIndexOp] = []
+    creates: list[CreateVectorIndexOp] = []
+    for name, found in existing.items():
+        if name in canonical and canonical[name].signature() == found.signature():
+            continue
+        drops.append(_reflected_op(found, table_name, schema).reverse())
+    for name, (index, spec) in declared.items():
+        if name in canonical and canonical[name].signature() == existing[name].signature():
+            continue
+        creates.append(_create_op(index, spec, table_name, schema))
+    if drops or creates:
+        modify_table_ops.ops = [*drops, *modify_table_ops.ops, *creates]
+
+
+def _types_of(op: ops.MigrateOperation) -> Iterator[Any]:
+    """Every SQL type an operation (or its reverse) renders."""
+    if isinstance(op, ops.OpContainer):
+        for child in op.ops:
+            yield from _types_of(child)
+    elif isinstance(op, ops.CreateTableOp):
+        for col in op.columns:
+            yield getattr(col, "type", None)
+    elif isinstance(op, ops.AddColumnOp):
+        yield op.column.type
+    elif isinstance(op, ops.AlterColumnOp):
+        yield op.modify_type
+        yield op.existing_type
+    elif isinstance(op, (ops.DropTableOp, ops.DropColumnOp)):
+        try:
+            yield from _types_of(op.reverse())
+        except (ValueError, NotImplementedError):
+            pass
+
+
+def _needs_extension(upgrade_ops: ops.UpgradeOps) -> bool:
+    for op in upgrade_ops.ops:
+        for child in op.ops if isinstance(op, ops.OpContainer) else [op]:
+            if isinstance(child, CreateVectorIndexOp):
+                return True
+        if any(isinstance(t, VectorType) for t in _types_of(op)):
+            return True
+    return False
+
+
+def _has_extension(conn: Connection) -> bool:
+    found = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first()
+    return found is not None
+
+
+def compare_vector_extension(
+    autogen_context: AutogenContext, upgrade_ops: ops.UpgradeOps, schemas: Any
+) -> None:
+    """The ``schema`` comparator: create the extension first when the migration needs it
+    and the database lacks it (include_name type ``"extension"``, name ``"vector"``)."""
+    if upgrade_ops in _seen_migrations:
+        return
+    _seen_migrations.add(upgrade_ops)
+    # vecalchemy types render as vecalchemy.Vector(n) with their import, unless env.py
+    # chose its own render_item (which may call vecalchemy_alembic.render_item)
+    if autogen_context.opts.get("render_item") is None:
+        autogen_context.opts["render_item"] = render_item
+    conn = autogen_context.connection
+    assert conn is not None
+    if not _needs_extension(upgrade_ops) or _has_extension(conn):
+        return
+    if not autogen_context.run_name_filters("vector", "extension", {}):  # type: ignore[arg-type]
+        return
+    upgrade_ops.ops.insert(0, CreateVectorExtensionOp())

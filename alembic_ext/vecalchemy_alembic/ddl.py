@@ -1,0 +1,138 @@
+"""The SQL of vector indexes and of the ``vector`` extension, built from checked parts.
+
+Identifiers are quoted with the dialect's identifier preparer; the index method, the
+operator class and the option names come from :mod:`vecalchemy.metrics` /
+:mod:`vecalchemy.indexes` after validation, option values are checked ints, and SQL
+expressions are compiled by SQLAlchemy (``literal_binds``), never formatted from user
+values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement, ColumnElement
+from sqlalchemy.sql.elements import ColumnClause, Label, TextClause
+
+__all__ = [
+    "Expression",
+    "compile_sql",
+    "key_sql",
+    "qualified",
+    "create_index_sql",
+    "drop_index_sql",
+    "version_literal",
+    "sql_text",
+]
+
+#: what an index key or a WHERE clause may be: a column name (key only), raw SQL
+#: (``sa.text``) or a SQLAlchemy expression
+Expression = str | ClauseElement
+
+_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+#: a bind-parameter look-alike in raw SQL (text() would take ``:name`` for a parameter)
+_BIND_LIKE = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
+
+
+def sql_text(sql: str) -> TextClause:
+    """``text(sql)`` for generated DDL: a ``:name`` inside it is not a bind parameter."""
+    return text(_BIND_LIKE.sub(r"\\:\1", sql))
+
+
+def compile_sql(element: ClauseElement, dialect: Dialect) -> str:
+    """SQL text of ``element`` as it appears in DDL: no table prefix, literals inline."""
+    while isinstance(element, Label):
+        element = element.element
+    if isinstance(element, TextClause):
+        return element.text
+    return str(
+        element.compile(dialect=dialect, compile_kwargs={"literal_binds": True, "include_table": False})
+    )
+
+
+def key_sql(expression: Expression, dialect: Dialect) -> str:
+    """The index key: a quoted column name, or a parenthesised expression."""
+    if hasattr(expression, "__clause_element__"):
+        expression = expression.__clause_element__()
+    while isinstance(expression, Label):
+        expression = expression.element
+    if isinstance(expression, str):
+        return str(dialect.identifier_preparer.quote(expression))
+    if isinstance(expression, ColumnClause) and not expression.is_literal:
+        return str(dialect.identifier_preparer.quote(expression.name))
+    return f"({compile_sql(expression, dialect)})"
+
+
+def qualified(name: str, schema: str | None, dialect: Dialect) -> str:
+    """``"schema"."name"`` (or ``"name"``), quoted as needed."""
+    prep = dialect.identifier_preparer
+    quoted = str(prep.quote(name))
+    return f"{prep.quote_schema(schema)}.{quoted}" if schema else quoted
+
+
+def create_index_sql(
+    dialect: Dialect,
+    *,
+    name: str,
+    table: str,
+    schema: str | None,
+    expression: Expression,
+    method: str,
+    opclass: str | None,
+    options: Mapping[str, int],
+    where: Expression | None,
+    concurrently: bool = False,
+    if_not_exists: bool = False,
+) -> str:
+    """``CREATE INDEX [CONCURRENTLY] name ON table USING method (key opclass) WITH (...)
+    WHERE ...``; ``method``, ``opclass`` and ``options`` must be validated already."""
+    prep = dialect.identifier_preparer
+    parts = ["CREATE INDEX"]
+    if concurrently:
+        parts.append("CONCURRENTLY")
+    if if_not_exists:
+        parts.append("IF NOT EXISTS")
+    parts.append(str(prep.quote(name)))
+    parts.append(f"ON {qualified(table, schema, dialect)} USING {method}")
+    key = key_sql(expression, dialect)
+    parts.append(f"({key} {opclass})" if opclass else f"({key})")
+    if options:
+        parts.append("WITH (" + ", ".join(f"{k} = {int(v)}" for k, v in options.items()) + ")")
+    if where is not None:
+        pred = where if isinstance(where, str) else compile_sql(where, dialect)
+        parts.append(f"WHERE {pred}")
+    return " ".join(parts)
+
+
+def drop_index_sql(
+    dialect: Dialect,
+    *,
+    name: str,
+    schema: str | None,
+    concurrently: bool = False,
+    if_exists: bool = False,
+) -> str:
+    """``DROP INDEX [CONCURRENTLY] [IF EXISTS] schema.name``."""
+    parts = ["DROP INDEX"]
+    if concurrently:
+        parts.append("CONCURRENTLY")
+    if if_exists:
+        parts.append("IF EXISTS")
+    parts.append(qualified(name, schema, dialect))
+    return " ".join(parts)
+
+
+def version_literal(version: Any) -> str:
+    """A checked extension version as a SQL string literal (``'0.8.1'``).
+
+    Raises :class:`ValueError` for anything but dotted digits.
+    """
+    if not isinstance(version, str) or not _VERSION.match(version):
+        raise ValueError(
+            f"extension version must be dotted digits such as '0.8.1', got {version!r}"
+        )
+    return f"'{version}'"

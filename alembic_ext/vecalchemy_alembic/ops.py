@@ -1,0 +1,495 @@
+"""Alembic operations for pgvector: vector indexes and the ``vector`` extension.
+
+Registered on :class:`alembic.operations.Operations` when this module is imported:
+
+- ``op.create_vector_index(name, table, column_or_expr, method="hnsw", metric=None,
+  opclass=None, m=None, ef_construction=None, lists=None, where=None,
+  concurrently=False, schema=None, if_not_exists=False)``
+- ``op.drop_vector_index(name, table_name=None, schema=None, concurrently=False,
+  if_exists=False)``
+- ``op.create_vector_extension(schema=None, if_not_exists=True)``,
+  ``op.drop_vector_extension(if_exists=False, cascade=False)``,
+  ``op.alter_vector_extension_update(version=None)``
+
+Each is a :class:`~alembic.operations.MigrateOperation` with ``reverse()`` and
+``to_diff_tuple()``, so autogenerate, ``alembic check`` and downgrades see them, and each
+renders its DDL in offline mode (``alembic upgrade --sql``). ``concurrently=True`` runs
+the statement in an autocommit block (PostgreSQL refuses ``CREATE INDEX CONCURRENTLY``
+inside a transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alembic.operations import MigrateOperation, Operations
+from sqlalchemy import literal_column, text
+from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy.sql import ClauseElement, ColumnElement
+from sqlalchemy.sql.elements import Label, TextClause
+
+from vecalchemy.exc import IndexDefinitionError
+from vecalchemy.indexes import INDEX_OPTIONS, validate_vector_index
+from vecalchemy.metrics import INDEX_METHODS, opclass_for, opclass_info
+from vecalchemy.types import Bit, HalfVec, SparseVec, Vector, VectorType
+
+from .ddl import (
+    Expression,
+    create_index_sql,
+    drop_index_sql,
+    qualified,
+    sql_text,
+    version_literal,
+)
+
+__all__ = [
+    "CreateVectorIndexOp",
+    "DropVectorIndexOp",
+    "CreateVectorExtensionOp",
+    "DropVectorExtensionOp",
+    "AlterVectorExtensionUpdateOp",
+]
+
+_TYPES: dict[str, type[VectorType]] = {
+    "vector": Vector,
+    "halfvec": HalfVec,
+    "sparsevec": SparseVec,
+    "bit": Bit,
+}
+
+
+def _execute(operations: Operations, sql: str, *, autocommit: bool = False) -> None:
+    statement = sql_text(sql)
+    if autocommit:
+        with operations.get_context().autocommit_block():
+            operations.execute(statement)
+    else:
+        operations.execute(statement)
+
+
+def _is_typed(expression: Any) -> bool:
+    while isinstance(expression, Label):
+        expression = expression.element
+    return isinstance(expression, ColumnElement) and isinstance(
+        expression.type, (VectorType, BIT)
+    )
+
+
+def _where_clause(where: Expression | None) -> ClauseElement | None:
+    if where is None or isinstance(where, ClauseElement):
+        return where
+    if isinstance(where, str):
+        return text(where)
+    raise IndexDefinitionError(
+        f"where= must be SQL text or a SQL expression, got {type(where).__name__}"
+    )
+
+
+class CreateVectorIndexOp(MigrateOperation):
+    """``CREATE INDEX ... USING hnsw|ivfflat (key opclass) WITH (...) WHERE ...``.
+
+    ``expression`` is a column name (``str``), raw SQL (``sa.text("(embedding::halfvec(3))")``)
+    or a typed SQLAlchemy expression (``sa.cast(sa.column("e", Vector(3)), HalfVec(3))``).
+    A typed expression is checked by every rule of
+    :func:`vecalchemy.indexes.validate_vector_index`; for a name or raw SQL the method,
+    operator class, metric and options are checked here and the dimension rules are
+    left to the server. ``options`` holds the explicitly given ``m``,
+    ``ef_construction`` (HNSW) or ``lists`` (IVFFlat).
+
+    Raises :class:`~vecalchemy.exc.IndexDefinitionError` before anything is sent.
+    """
+
+    def __init__(
+        self,
+        index_name: str,
+        table_name: str,
+        expression: Expression,
+        *,
+        method: str = "hnsw",
+        metric: str | None = None,
+        opclass: str | None = None,
+        options: Mapping[str, int] | None = None,
+        where: Expression | None = None,
+        schema: str | None = None,
+        concurrently: bool = False,
+        if_not_exists: bool = False,
+    ) -> None:
+        if not isinstance(index_name, str) or not index_name:
+            raise IndexDefinitionError(f"index name must be a non-empty str, got {index_name!r}")
+        if not isinstance(table_name, str) or not table_name:
+            raise IndexDefinitionError(f"table name must be a non-empty str, got {table_name!r}")
+        if method not in INDEX_METHODS:
+            raise IndexDefinitionError(
+                f"unknown vector index method {method!r}; expected one of "
+                + ", ".join(INDEX_METHODS)
+            )
+        if hasattr(expression, "__clause_element__"):
+            expression = expression.__clause_element__()
+        if not isinstance(expression, (str, ClauseElement)):
+            raise IndexDefinitionError(
+                "column_or_expr must be a column name, sa.text(...) or a SQL expression, "
+                f"got {type(expression).__name__}"
+            )
+        self.index_name = index_name
+        self.table_name = table_name
+        self.expression: Expression = expression
+        self.method = method
+        self.where: Expression | None = where
+        self.schema = schema
+        self.concurrently = bool(concurrently)
+        self.if_not_exists = bool(if_not_exists)
+        given = {k: v for k, v in (options or {}).items() if v is not None}
+        self.metric, self.opclass, self.options = self._check(metric, opclass, given)
+
+    def _check(
+        self, metric: str | None, opclass: str | None, options: dict[str, Any]
+    ) -> tuple[str | None, str | None, dict[str, int]]:
+        where = _where_clause(self.where)
+        if _is_typed(self.expression):
+            spec = validate_vector_index(
+                self.method,
+                self.expression,
+                metric=metric,
+                opclass=opclass,
+                options=options,
+                where=where,
+            )
+            return spec.metric, spec.opclass, dict(spec.options)
+        # The type is unknown here: check everything but the dimension rules against a
+        # stand-in of the type the opclass or metric implies (2 dimensions pass them all;
+        # the server enforces the real ones).
+        if opclass is not None:
+            try:
+                sql_type = opclass_info(opclass)[0]
+            except ValueError as e:
+                raise IndexDefinitionError(f"{self.method} index: {e}") from None
+        elif metric in ("hamming", "jaccard"):
+            sql_type = "bit"
+        elif metric is None and self.method == "hnsw":
+            raise IndexDefinitionError(
+                f"HNSW index {self.index_name!r}: HNSW has no default operator class; give "
+                "opclass= (e.g. 'vector_cosine_ops') or metric= (e.g. 'cosine')"
+            )
+        else:
+            sql_type = "vector"
+        stand_in = literal_column("stand_in", _TYPES[sql_type](2))
+        spec = validate_vector_index(
+            self.method, stand_in, metric=metric, opclass=opclass, options=options, where=where
+        )
+        resolved = spec.opclass if (opclass is not None or sql_type == "bit") else None
+        return (metric if opclass is None else spec.metric), resolved, dict(spec.options)
+
+    @classmethod
+    def create_vector_index(
+        cls,
+        operations: Operations,
+        index_name: str,
+        table_name: str,
+        column_or_expr: Expression,
+        *,
+        method: str = "hnsw",
+        metric: str | None = None,
+        opclass: str | None = None,
+        m: int | None = None,
+        ef_construction: int | None = None,
+        lists: int | None = None,
+        where: Expression | None = None,
+        concurrently: bool = False,
+        schema: str | None = None,
+        if_not_exists: bool = False,
+    ) -> None:
+        """Create an HNSW or IVFFlat index (``op.create_vector_index``).
+
+        ``column_or_expr``: a column name, ``sa.text(...)`` or a typed SQL expression.
+        ``metric`` picks the operator class (for a bare column name, online, from the
+        column's type); ``opclass`` names it. ``m`` (2-100), ``ef_construction``
+        (4-1000, >= 2*m) are HNSW options, ``lists`` (1-32768) IVFFlat's
+        (pgvector src/hnsw.c, src/ivfflat.c). ``where`` makes a partial index;
+        ``concurrently`` builds outside the transaction (autocommit block).
+
+        Raises :class:`~vecalchemy.exc.IndexDefinitionError` before anything is sent.
+        """
+        options = {"m": m, "ef_construction": ef_construction, "lists": lists}
+        op = cls(
+            index_name,
+            table_name,
+            column_or_expr,
+            method=method,
+            metric=metric,
+            opclass=opclass,
+            options={k: v for k, v in options.items() if v is not None},
+            where=where,
+            schema=schema,
+            concurrently=concurrently,
+            if_not_exists=if_not_exists,
+        )
+        operations.invoke(op)
+
+    def reverse(self) -> DropVectorIndexOp:
+        return DropVectorIndexOp(
+            self.index_name,
+            self.table_name,
+            schema=self.schema,
+            concurrently=self.concurrently,
+            _reverse=self,
+        )
+
+    def definition(self) -> str:
+        """A readable one-line summary (used by ``alembic check`` and logs)."""
+        opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        return (
+            f"{self.method} ({_describe(self.expression)} {self.opclass or self.metric or ''})"
+            + (f" WITH ({opts})" if opts else "")
+            + (f" WHERE {_describe(self.where)}" if self.where is not None else "")
+        )
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("add_vector_index", self.schema, self.table_name, self.index_name, self.definition())
+
+
+def _describe(expression: Any) -> str:
+    if isinstance(expression, str):
+        return expression
+    if isinstance(expression, TextClause):
+        return expression.text
+    return str(expression)
+
+
+class DropVectorIndexOp(MigrateOperation):
+    """``DROP INDEX [CONCURRENTLY] [IF EXISTS] name``.
+
+    Reversible when it carries the definition of the index it drops (autogenerate always
+    gives it); otherwise ``reverse()`` raises :class:`ValueError`.
+    """
+
+    def __init__(
+        self,
+        index_name: str,
+        table_name: str | None = None,
+        *,
+        schema: str | None = None,
+        concurrently: bool = False,
+        if_exists: bool = False,
+        _reverse: CreateVectorIndexOp | None = None,
+    ) -> None:
+        if not isinstance(index_name, str) or not index_name:
+            raise IndexDefinitionError(f"index name must be a non-empty str, got {index_name!r}")
+        self.index_name = index_name
+        self.table_name = table_name
+        self.schema = schema
+        self.concurrently = bool(concurrently)
+        self.if_exists = bool(if_exists)
+        self._reverse = _reverse
+
+    @classmethod
+    def drop_vector_index(
+        cls,
+        operations: Operations,
+        index_name: str,
+        table_name: str | None = None,
+        *,
+        schema: str | None = None,
+        concurrently: bool = False,
+        if_exists: bool = False,
+    ) -> None:
+        """Drop a vector index (``op.drop_vector_index``); ``concurrently`` runs
+        ``DROP INDEX CONCURRENTLY`` in an autocommit block."""
+        operations.invoke(
+            cls(
+                index_name,
+                table_name,
+                schema=schema,
+                concurrently=concurrently,
+                if_exists=if_exists,
+            )
+        )
+
+    def reverse(self) -> CreateVectorIndexOp:
+        if self._reverse is None:
+            raise ValueError(
+                f"operation drop_vector_index({self.index_name!r}) is not reversible: it "
+                "does not carry the definition of the index it drops"
+            )
+        return self._reverse
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        definition = self._reverse.definition() if self._reverse is not None else None
+        return ("remove_vector_index", self.schema, self.table_name, self.index_name, definition)
+
+
+class CreateVectorExtensionOp(MigrateOperation):
+    """``CREATE EXTENSION [IF NOT EXISTS] vector [SCHEMA schema]``."""
+
+    def __init__(self, schema: str | None = None, *, if_not_exists: bool = True) -> None:
+        self.schema = schema
+        self.if_not_exists = bool(if_not_exists)
+
+    @classmethod
+    def create_vector_extension(
+        cls, operations: Operations, schema: str | None = None, *, if_not_exists: bool = True
+    ) -> None:
+        """Create pgvector's extension (``op.create_vector_extension``), in ``schema``
+        or the first schema of the ``search_path``."""
+        operations.invoke(cls(schema, if_not_exists=if_not_exists))
+
+    def reverse(self) -> DropVectorExtensionOp:
+        return DropVectorExtensionOp(if_exists=self.if_not_exists, schema=self.schema)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("add_vector_extension", self.schema)
+
+
+class DropVectorExtensionOp(MigrateOperation):
+    """``DROP EXTENSION [IF EXISTS] vector [CASCADE]``."""
+
+    def __init__(
+        self, *, if_exists: bool = False, cascade: bool = False, schema: str | None = None
+    ) -> None:
+        self.if_exists = bool(if_exists)
+        self.cascade = bool(cascade)
+        self.schema = schema  # where reverse() creates it again
+
+    @classmethod
+    def drop_vector_extension(
+        cls, operations: Operations, *, if_exists: bool = False, cascade: bool = False
+    ) -> None:
+        """Drop pgvector's extension (``op.drop_vector_extension``); ``cascade`` also
+        drops every column, index and function that uses its types."""
+        operations.invoke(cls(if_exists=if_exists, cascade=cascade))
+
+    def reverse(self) -> CreateVectorExtensionOp:
+        return CreateVectorExtensionOp(self.schema, if_not_exists=self.if_exists)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("remove_vector_extension",)
+
+
+class AlterVectorExtensionUpdateOp(MigrateOperation):
+    """``ALTER EXTENSION vector UPDATE [TO 'version']`` (not reversible: pgvector ships
+    no downgrade scripts)."""
+
+    def __init__(self, version: str | None = None) -> None:
+        if version is not None:
+            version_literal(version)
+        self.version = version
+
+    @classmethod
+    def alter_vector_extension_update(
+        cls, operations: Operations, version: str | None = None
+    ) -> None:
+        """Update pgvector's SQL objects to the installed library's version, or to
+        ``version`` (dotted digits; :class:`ValueError` otherwise)."""
+        operations.invoke(cls(version))
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("update_vector_extension", self.version)
+
+
+for _name, _cls in (
+    ("create_vector_index", CreateVectorIndexOp),
+    ("drop_vector_index", DropVectorIndexOp),
+    ("create_vector_extension", CreateVectorExtensionOp),
+    ("drop_vector_extension", DropVectorExtensionOp),
+    ("alter_vector_extension_update", AlterVectorExtensionUpdateOp),
+):
+    Operations.register_operation(_name)(_cls)
+
+
+# --- implementations ------------------------------------------------------------------
+
+_COLUMN_TYPE = text(
+    "SELECT t.typname FROM pg_attribute a"
+    " JOIN pg_class c ON c.oid = a.attrelid"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " JOIN pg_type t ON t.oid = a.atttypid"
+    " WHERE n.nspname = coalesce(:schema, current_schema())"
+    " AND c.relname = :table AND a.attname = :column AND NOT a.attisdropped"
+)
+
+
+def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | None:
+    """The opclass for ``op.metric`` from the column's type in the database."""
+    if op.opclass is not None or op.metric is None:
+        return op.opclass
+    ctx = operations.get_context()
+    if ctx.as_sql or not isinstance(op.expression, str):
+        raise IndexDefinitionError(
+            f"index {op.index_name!r}: cannot tell the type of {_describe(op.expression)!r} "
+            f"to choose the operator class for metric {op.metric!r}"
+            + (" in offline mode" if ctx.as_sql else "")
+            + "; give opclass= (e.g. 'vector_cosine_ops') or a typed expression"
+        )
+    row = ctx.bind.execute(  # type: ignore[union-attr]
+        _COLUMN_TYPE, {"schema": op.schema, "table": op.table_name, "column": op.expression}
+    ).first()
+    if row is None:
+        raise IndexDefinitionError(
+            f"index {op.index_name!r}: no column {op.expression!r} in table "
+            f"{qualified(op.table_name, op.schema, ctx.dialect)}"
+        )
+    sql_type = "bit" if row[0] == "varbit" else str(row[0])
+    try:
+        return opclass_for(sql_type, op.metric, op.method)
+    except ValueError as e:
+        raise IndexDefinitionError(f"index {op.index_name!r}: {e}") from None
+
+
+@Operations.implementation_for(CreateVectorIndexOp)
+def create_vector_index(operations: Operations, op: CreateVectorIndexOp) -> None:
+    """Emit the ``CREATE INDEX`` of ``op`` (in an autocommit block when concurrent)."""
+    sql = create_index_sql(
+        operations.get_context().dialect,
+        name=op.index_name,
+        table=op.table_name,
+        schema=op.schema,
+        expression=op.expression,
+        method=op.method,
+        opclass=_resolve_opclass(operations, op),
+        options=op.options,
+        where=op.where,
+        concurrently=op.concurrently,
+        if_not_exists=op.if_not_exists,
+    )
+    _execute(operations, sql, autocommit=op.concurrently)
+
+
+@Operations.implementation_for(DropVectorIndexOp)
+def drop_vector_index(operations: Operations, op: DropVectorIndexOp) -> None:
+    """Emit the ``DROP INDEX`` of ``op`` (in an autocommit block when concurrent)."""
+    sql = drop_index_sql(
+        operations.get_context().dialect,
+        name=op.index_name,
+        schema=op.schema,
+        concurrently=op.concurrently,
+        if_exists=op.if_exists,
+    )
+    _execute(operations, sql, autocommit=op.concurrently)
+
+
+@Operations.implementation_for(CreateVectorExtensionOp)
+def create_vector_extension(operations: Operations, op: CreateVectorExtensionOp) -> None:
+    """Emit ``CREATE EXTENSION ... vector``."""
+    prep = operations.get_context().dialect.identifier_preparer
+    sql = "CREATE EXTENSION " + ("IF NOT EXISTS " if op.if_not_exists else "") + "vector"
+    if op.schema:
+        sql += f" SCHEMA {prep.quote_schema(op.schema)}"
+    _execute(operations, sql)
+
+
+@Operations.implementation_for(DropVectorExtensionOp)
+def drop_vector_extension(operations: Operations, op: DropVectorExtensionOp) -> None:
+    """Emit ``DROP EXTENSION ... vector``."""
+    sql = "DROP EXTENSION " + ("IF EXISTS " if op.if_exists else "") + "vector"
+    _execute(operations, sql + (" CASCADE" if op.cascade else ""))
+
+
+@Operations.implementation_for(AlterVectorExtensionUpdateOp)
+def alter_vector_extension_update(
+    operations: Operations, op: AlterVectorExtensionUpdateOp
+) -> None:
+    """Emit ``ALTER EXTENSION vector UPDATE [TO '...']``."""
+    sql = "ALTER EXTENSION vector UPDATE"
+    if op.version is not None:
+        sql += f" TO {version_literal(op.version)}"
+    _execute(operations, sql)
