@@ -8,6 +8,7 @@ reflection (idempotent).
 
 from __future__ import annotations
 
+from .bulk import copy_rows, copy_rows_async, fetch_matrix, fetch_matrix_async
 from .exc import (
     IndexDefinitionError,
     InvalidVectorError,
@@ -64,6 +65,10 @@ __all__ = [
     "install",
     "register_adapters",
     "register_adapters_async",
+    "copy_rows",
+    "copy_rows_async",
+    "fetch_matrix",
+    "fetch_matrix_async",
     "HnswIndex",
     "IvfflatIndex",
     "VectorIndexSpec",

@@ -1,0 +1,378 @@
+"""copy_rows / fetch_matrix: binary COPY in and out, against the real server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import numpy as np
+import pytest
+from conftest import make_engine
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from vecalchemy import HalfVec, InvalidVectorError, Vector
+from vecalchemy.bulk import copy_rows, copy_rows_async, fetch_matrix, fetch_matrix_async
+
+DIM = 8
+
+
+@pytest.fixture
+def items(engine: Engine) -> Table:
+    md = MetaData()
+    table = Table(
+        "items",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("big", BigInteger),
+        Column("small", SmallInteger),
+        Column("score", Float),
+        Column("flag", Boolean),
+        Column("note", Text),
+        Column("embedding", Vector(DIM)),
+    )
+    md.create_all(engine)
+    return table
+
+
+def _matrix(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+
+
+def _all_rows(engine: Engine, table: Table) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
+
+
+def test_copy_rows_round_trips_a_matrix_and_fixed_width_columns(
+    engine: Engine, items: Table
+) -> None:
+    m = _matrix(50)
+    ids = np.arange(50)
+    with engine.begin() as conn:
+        count = copy_rows(
+            conn,
+            items,
+            {
+                "id": ids,
+                "big": ids * 10_000_000_000,
+                "small": (ids % 7).astype(np.int16),
+                "score": ids / 4,
+                "flag": ids % 2 == 0,
+                "embedding": m,
+            },
+            progress=False,
+        )
+    assert count == 50
+    rows = _all_rows(engine, items)
+    assert [r[:6] for r in rows] == [
+        (i, i * 10_000_000_000, i % 7, i / 4, i % 2 == 0, None) for i in range(50)
+    ]
+    assert np.array_equal(np.stack([np.asarray(r[6]) for r in rows]), m)
+
+
+def test_copy_rows_writes_nulls_and_text_through_the_row_path(
+    engine: Engine, items: Table
+) -> None:
+    m = _matrix(20)
+    notes = [None if i % 3 == 0 else f"note {i} é" for i in range(20)]
+    scores = [None if i % 4 == 0 else i * 0.5 for i in range(20)]
+    with engine.begin() as conn:
+        copy_rows(
+            conn,
+            items,
+            {"id": range(20), "note": notes, "score": scores, "embedding": m},
+            progress=False,
+        )
+    rows = _all_rows(engine, items)
+    assert [(r[0], r[3], r[5]) for r in rows] == list(zip(range(20), scores, notes, strict=True))
+    assert np.array_equal(np.stack([np.asarray(r[6]) for r in rows]), m)
+
+
+@pytest.mark.parametrize("with_text", [False, True], ids=["record-path", "row-path"])
+def test_copy_rows_chunks_cross_boundaries_without_losing_rows(
+    engine: Engine, items: Table, with_text: bool
+) -> None:
+    m = _matrix(53)
+    data: dict[str, object] = {"id": np.arange(53), "embedding": m}
+    if with_text:
+        data["note"] = [str(i) for i in range(53)]
+    with engine.begin() as conn:
+        copy_rows(conn, items, data, chunk_rows=7, progress=False)
+    rows = _all_rows(engine, items)
+    assert [r[0] for r in rows] == list(range(53))
+    assert np.array_equal(np.stack([np.asarray(r[6]) for r in rows]), m)
+
+
+def test_copy_rows_refuses_a_nan_row_before_sending_anything(engine: Engine, items: Table) -> None:
+    m = _matrix(30)
+    m[17, 3] = np.nan
+    with engine.begin() as conn, pytest.raises(InvalidVectorError) as err:
+        copy_rows(conn, items, {"id": np.arange(30), "embedding": m}, progress=False)
+    assert str(err.value) == (
+        "embedding (vector(8)): NaN not allowed in vector (row 17, element 3)"
+    )
+    assert _all_rows(engine, items) == []
+
+
+def test_copy_rows_refuses_infinity_and_float32_overflow(engine: Engine, items: Table) -> None:
+    m = _matrix(4).astype(np.float64)
+    m[2, 5] = 1e39
+    with engine.begin() as conn, pytest.raises(InvalidVectorError) as err:
+        copy_rows(conn, items, {"id": np.arange(4), "embedding": m}, progress=False)
+    assert str(err.value) == (
+        'embedding (vector(8)): "1e+39" is out of range for type vector (row 2, element 5)'
+    )
+    m[2, 5] = -np.inf
+    with engine.begin() as conn, pytest.raises(InvalidVectorError, match="infinite value"):
+        copy_rows(conn, items, {"id": np.arange(4), "embedding": m}, progress=False)
+    assert _all_rows(engine, items) == []
+
+
+def test_copy_rows_refuses_a_matrix_of_the_wrong_width(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn, pytest.raises(InvalidVectorError) as err:
+        copy_rows(conn, items, {"id": np.arange(3), "embedding": _matrix(3, 5)}, progress=False)
+    assert str(err.value) == "embedding (vector(8)): expected 8 dimensions, not 5"
+
+
+def test_copy_rows_refuses_a_one_dimensional_value(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn, pytest.raises(InvalidVectorError) as err:
+        copy_rows(conn, items, {"embedding": np.zeros(DIM)}, progress=False)
+    assert (
+        str(err.value) == "embedding (vector(8)): expected a 2-D (n, dim) matrix, got shape (8,)"
+    )
+
+
+def test_copy_rows_refuses_columns_of_different_lengths(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn, pytest.raises(ValueError) as err:
+        copy_rows(conn, items, {"id": np.arange(4), "embedding": _matrix(5)}, progress=False)
+    assert str(err.value) == (
+        "copy_rows: column 'embedding' has 5 rows, expected 4 "
+        "(all columns must have the same number of rows)"
+    )
+    assert _all_rows(engine, items) == []
+
+
+def test_copy_rows_refuses_an_unknown_column(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn, pytest.raises(KeyError, match="has no column 'vec'"):
+        copy_rows(conn, items, {"vec": _matrix(2)}, progress=False)
+
+
+def test_copy_rows_refuses_integers_beyond_the_column_range(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn, pytest.raises(InvalidVectorError) as err:
+        copy_rows(
+            conn,
+            items,
+            {"id": np.array([1, 2**31]), "embedding": _matrix(2)},
+            progress=False,
+        )
+    assert str(err.value) == (
+        "id (integer): values must lie in [-2147483648, 2147483647], got [1, 2147483648]"
+    )
+
+
+def test_copy_rows_joins_the_callers_transaction(engine: Engine, items: Table) -> None:
+    with engine.connect() as conn:
+        copy_rows(conn, items, {"id": np.arange(5), "embedding": _matrix(5)}, progress=False)
+        assert conn.execute(select(func.count()).select_from(items)).scalar() == 5
+        conn.rollback()
+    assert _all_rows(engine, items) == []
+
+
+def test_copy_rows_shows_a_progress_bar_with_the_row_count(
+    engine: Engine, items: Table, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(40), "embedding": _matrix(40)}, chunk_rows=16)
+    assert "40/40" in capsys.readouterr().err
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Doc(Base):
+    __tablename__ = "docs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str | None] = mapped_column("title_text", Text)
+    half: Mapped[np.ndarray] = mapped_column(HalfVec(4))
+
+
+def test_copy_rows_takes_an_orm_class_attribute_names_and_a_session(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    m = _matrix(6, 4)
+    with Session(engine) as session:
+        copy_rows(
+            session,
+            Doc,
+            {"id": np.arange(6), "title": list("abcdef"), "half": m},
+            progress=False,
+        )
+        session.commit()
+        docs = session.scalars(select(Doc).order_by(Doc.id)).all()
+        assert [d.title for d in docs] == list("abcdef")
+        assert np.array_equal(np.stack([d.half for d in docs]), m.astype(np.float16))
+
+
+def test_copy_rows_refuses_halfvec_values_beyond_65504(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    m = _matrix(3, 4)
+    m[1, 0] = 70000
+    with Session(engine) as session, pytest.raises(InvalidVectorError) as err:
+        copy_rows(session, Doc, {"id": np.arange(3), "half": m}, progress=False)
+    assert str(err.value) == (
+        'half (halfvec(4)): "70000.0" is out of range for type halfvec (row 1, element 0)'
+    )
+
+
+# --- fetch_matrix ---------------------------------------------------------------------
+
+
+def test_fetch_matrix_equals_the_row_wise_fetch(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(40), "embedding": _matrix(40)}, progress=False)
+    with engine.connect() as conn:
+        stmt = select(items.c.embedding).where(items.c.id >= 5).order_by(items.c.id.desc())
+        matrix = fetch_matrix(conn, stmt)
+        rows = np.stack([np.asarray(v) for v in conn.execute(stmt).scalars()])
+    assert matrix.dtype == np.float32
+    assert matrix.shape == (35, DIM)
+    assert np.array_equal(matrix, rows)
+
+
+def test_fetch_matrix_of_a_column_returns_every_row(engine: Engine, items: Table) -> None:
+    m = _matrix(25)
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(25), "embedding": m}, progress=False)
+        got = fetch_matrix(conn, items.c.embedding)
+    assert np.array_equal(got[np.lexsort(got.T[::-1])], m[np.lexsort(m.T[::-1])])
+
+
+def test_fetch_matrix_binds_a_query_vector(engine: Engine, items: Table) -> None:
+    m = _matrix(30)
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(30), "embedding": m}, progress=False)
+        stmt = select(items.c.embedding).order_by(items.c.embedding.l2_distance(m[11])).limit(3)
+        got = fetch_matrix(conn, stmt)
+    nearest = np.argsort(((m - m[11]) ** 2).sum(axis=1))[:3]
+    assert np.array_equal(got, m[nearest])
+
+
+def test_fetch_matrix_of_an_empty_result_has_the_column_width(
+    engine: Engine, items: Table
+) -> None:
+    with engine.connect() as conn:
+        got = fetch_matrix(conn, items.c.embedding)
+    assert got.shape == (0, DIM)
+
+
+def test_fetch_matrix_refuses_a_null_row(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            items.insert(), [{"id": 1, "embedding": np.ones(DIM)}, {"id": 2, "embedding": None}]
+        )
+        with pytest.raises(InvalidVectorError, match="non-NULL vectors of 8 dimensions"):
+            fetch_matrix(conn, select(items.c.embedding).order_by(items.c.id))
+
+
+def test_fetch_matrix_refuses_a_non_vector_column(engine: Engine, items: Table) -> None:
+    with engine.connect() as conn, pytest.raises(TypeError) as err:
+        fetch_matrix(conn, items.c.note)
+    assert str(err.value) == (
+        "fetch_matrix: expected one Vector or HalfVec column (or a select of one), got Text()"
+    )
+
+
+def test_fetch_matrix_of_halfvec_is_float16(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    m = _matrix(9, 4)
+    with Session(engine) as session:
+        copy_rows(session, Doc, {"id": np.arange(9), "half": m}, progress=False)
+        got = fetch_matrix(session, select(Doc.half).order_by(Doc.id))
+    assert got.dtype == np.float16
+    assert np.array_equal(got, m.astype(np.float16))
+
+
+# --- async ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def async_engine(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> AsyncIterator[AsyncEngine]:
+    sync = make_engine(vector_database_url, vector_schema, mode)
+    eng = create_async_engine(sync.url, **_async_kw(mode, vector_schema))
+    sync.dispose()
+    yield eng
+    await eng.dispose()
+
+
+def _async_kw(mode: str, schema: str) -> dict[str, object]:
+    kw: dict[str, object] = {"connect_args": {"options": f"-csearch_path={schema},public"}}
+    if mode == "plugin":
+        kw["plugins"] = ["vecalchemy"]
+    return kw
+
+
+@pytest.fixture
+def sync_items(vector_database_url: str, vector_schema: str) -> Iterator[Table]:
+    eng = make_engine(vector_database_url, vector_schema, "text")
+    md = MetaData()
+    table = Table(
+        "aitems",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("note", Text),
+        Column("embedding", Vector(DIM)),
+    )
+    md.create_all(eng)
+    eng.dispose()
+    yield table
+
+
+async def test_copy_rows_async_and_fetch_matrix_async_round_trip(
+    async_engine: AsyncEngine, sync_items: Table
+) -> None:
+    m = _matrix(45)
+    async with async_engine.begin() as conn:
+        await copy_rows_async(
+            conn, sync_items, {"id": np.arange(45), "embedding": m}, chunk_rows=10, progress=False
+        )
+        await copy_rows_async(
+            conn,
+            sync_items,
+            {"id": np.arange(45, 50), "note": ["x", None, "z", "w", "v"], "embedding": m[:5]},
+            progress=False,
+        )
+    async with async_engine.connect() as conn:
+        got = await fetch_matrix_async(
+            conn, select(sync_items.c.embedding).order_by(sync_items.c.id)
+        )
+        notes = (await conn.execute(select(sync_items.c.note).where(sync_items.c.id >= 45))).all()
+    assert np.array_equal(got, np.concatenate([m, m[:5]]))
+    assert [n for (n,) in notes] == ["x", None, "z", "w", "v"]
+
+
+async def test_copy_rows_async_refuses_a_nan_row_before_sending_anything(
+    async_engine: AsyncEngine, sync_items: Table
+) -> None:
+    m = _matrix(12)
+    m[4, 0] = np.nan
+    async with async_engine.begin() as conn:
+        with pytest.raises(InvalidVectorError, match=r"NaN not allowed in vector \(row 4"):
+            await copy_rows_async(conn, sync_items, {"embedding": m}, progress=False)
+        count = (await conn.execute(select(func.count()).select_from(sync_items))).scalar()
+    assert count == 0
