@@ -36,6 +36,9 @@ def _vector_arg(
 
     Raises :class:`TypeError` for an expression of another type.
     """
+    # ORM attributes (``Doc.embedding``) give their column by this protocol
+    if not isinstance(expr, ColumnElement) and hasattr(expr, "__clause_element__"):
+        expr = expr.__clause_element__()
     if isinstance(expr, ColumnElement):
         etype = expr.type
         if not isinstance(etype, allowed):

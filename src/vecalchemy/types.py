@@ -200,6 +200,9 @@ class VectorType(TypeDecorator[Any]):
 
     def _coerce_operand(self, other: Any) -> Any:
         """Right operand of a distance: a bind of this exact type, or an explicit cast."""
+        # ORM attributes, aliased columns and the like give their column by this protocol
+        if not isinstance(other, ColumnElement) and hasattr(other, "__clause_element__"):
+            other = other.__clause_element__()
         if isinstance(other, ColumnElement):
             otype = other.type
             if (
