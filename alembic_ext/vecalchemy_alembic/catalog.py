@@ -169,4 +169,3 @@ def canonical_forms(
     finally:
         savepoint.rollback()
     return out
-

@@ -18,6 +18,7 @@ Both honour ``include_object`` and ``include_name``.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -30,9 +31,9 @@ from sqlalchemy.engine import Connection
 from vecalchemy.indexes import VectorIndexSpec, vector_index_spec
 from vecalchemy.types import VectorType
 
+from . import render_item
 from .catalog import ReflectedVectorIndex, canonical_forms, reflect_vector_indexes
 from .ops import CreateVectorExtensionOp, CreateVectorIndexOp, DropVectorIndexOp
-from . import render_item
 
 __all__ = ["compare_vector_indexes", "compare_vector_extension"]
 
@@ -76,7 +77,9 @@ def _create_op(
     )
 
 
-def _reflected_op(found: ReflectedVectorIndex, table: str, schema: str | None) -> CreateVectorIndexOp:
+def _reflected_op(
+    found: ReflectedVectorIndex, table: str, schema: str | None
+) -> CreateVectorIndexOp:
     return CreateVectorIndexOp(
         found.name,
         table,
@@ -158,10 +161,8 @@ def _types_of(op: ops.MigrateOperation) -> Iterator[Any]:
         yield op.modify_type
         yield op.existing_type
     elif isinstance(op, (ops.DropTableOp, ops.DropColumnOp)):
-        try:
+        with contextlib.suppress(ValueError, NotImplementedError):
             yield from _types_of(op.reverse())
-        except (ValueError, NotImplementedError):
-            pass
 
 
 def _needs_extension(upgrade_ops: ops.UpgradeOps) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement, ColumnElement
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import ColumnClause, Label, TextClause
 
 __all__ = [
@@ -50,7 +50,9 @@ def compile_sql(element: ClauseElement, dialect: Dialect) -> str:
     if isinstance(element, TextClause):
         return element.text
     return str(
-        element.compile(dialect=dialect, compile_kwargs={"literal_binds": True, "include_table": False})
+        element.compile(
+            dialect=dialect, compile_kwargs={"literal_binds": True, "include_table": False}
+        )
     )
 
 

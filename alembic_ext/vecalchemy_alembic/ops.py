@@ -30,7 +30,7 @@ from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.elements import Label, TextClause
 
 from vecalchemy.exc import IndexDefinitionError
-from vecalchemy.indexes import INDEX_OPTIONS, validate_vector_index
+from vecalchemy.indexes import validate_vector_index
 from vecalchemy.metrics import INDEX_METHODS, opclass_for, opclass_info
 from vecalchemy.types import Bit, HalfVec, SparseVec, Vector, VectorType
 
@@ -71,9 +71,7 @@ def _execute(operations: Operations, sql: str, *, autocommit: bool = False) -> N
 def _is_typed(expression: Any) -> bool:
     while isinstance(expression, Label):
         expression = expression.element
-    return isinstance(expression, ColumnElement) and isinstance(
-        expression.type, (VectorType, BIT)
-    )
+    return isinstance(expression, ColumnElement) and isinstance(expression.type, (VectorType, BIT))
 
 
 def _where_clause(where: Expression | None) -> ClauseElement | None:
@@ -245,7 +243,13 @@ class CreateVectorIndexOp(MigrateOperation):
         )
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
-        return ("add_vector_index", self.schema, self.table_name, self.index_name, self.definition())
+        return (
+            "add_vector_index",
+            self.schema,
+            self.table_name,
+            self.index_name,
+            self.definition(),
+        )
 
 
 def _describe(expression: Any) -> str:
@@ -430,7 +434,7 @@ def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | N
         )
     sql_type = "bit" if row[0] == "varbit" else str(row[0])
     try:
-        return opclass_for(sql_type, op.metric, op.method)
+        return str(opclass_for(sql_type, op.metric, op.method))
     except ValueError as e:
         raise IndexDefinitionError(f"index {op.index_name!r}: {e}") from None
 

@@ -113,7 +113,9 @@ class AlembicProject:
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :s",
             s=schema or self.schema,
         )
-        return {name: re.sub(rf'"?{re.escape(schema or self.schema)}"?\.', "", d) for name, d in rows}
+        return {
+            name: re.sub(rf'"?{re.escape(schema or self.schema)}"?\.', "", d) for name, d in rows
+        }
 
     def column_types(self, table: str, schema: str | None = None) -> dict[str, str]:
         """column -> ``format_type`` of ``schema.table``."""
