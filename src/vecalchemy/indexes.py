@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import Index, event, text
+from sqlalchemy import Index, event, literal_column, text
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.sql import ClauseElement, ColumnElement
-from sqlalchemy.sql.elements import ColumnClause, Label
+from sqlalchemy.sql.elements import ColumnClause, Label, TextClause
 
 from .exc import IndexDefinitionError
 from .metrics import (
@@ -360,22 +361,43 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
         return None
     ops: Mapping[str, str] = pg.get("ops") or {}
     opclass = None
+    first: Any = expressions[0] if expressions else None
     if len(expressions) == 1:
-        key = getattr(expressions[0], "key", None)
+        key = first.text if isinstance(first, TextClause) else getattr(first, "key", None)
         opclass = ops.get(key) if key is not None else None
+        if isinstance(first, TextClause):
+            first = _typed_reflected_expression(method, first.text, opclass)
     with_: Mapping[str, Any] = pg.get("with") or {}
     options = {k: _int_option(method, k, v) for k, v in with_.items()}
-    include = pg.get("include") or ()
+    where = pg.get("where")
+    if isinstance(where, str):  # reflected: "(cat = 1)"
+        where = text(where)
     return validate_vector_index(
         method,
-        expressions[0] if expressions else None,
+        first,
         opclass=opclass,
         options=options,
         unique=index.unique,
-        include=include,
+        include=pg.get("include") or (),
         n_expressions=len(expressions),
-        where=pg.get("where"),
+        where=where,
     )
+
+
+#: a reflected expression ends with a cast to a typed vector: ``(e::halfvec(3))``
+_REFLECTED_CAST = re.compile(r"::(vector|halfvec|sparsevec|bit)\((\d+)\)\)*$")
+
+
+def _typed_reflected_expression(method: str, sql: str, opclass: str | None) -> Any:
+    """A reflected expression (text) as a typed ``literal_column`` for validation."""
+    from .types import Bit, HalfVec, SparseVec, Vector  # noqa: PLC0415
+
+    found = _REFLECTED_CAST.search(sql.strip())
+    if found is None:
+        return text(sql)  # refused by validate_vector_index: its type is unknown
+    sql_type, dim = found.group(1), int(found.group(2))
+    vtype = {"vector": Vector, "halfvec": HalfVec, "sparsevec": SparseVec, "bit": Bit}[sql_type]
+    return literal_column(sql, vtype(dim))
 
 
 _RESERVED = ("postgresql_using", "postgresql_ops", "postgresql_with", "postgresql_include")
@@ -403,6 +425,11 @@ class _VectorIndex(Index):
         **kw: Any,
     ) -> None:
         method = self.method
+        if kw.get("postgresql_include"):
+            raise _fail(
+                method, f'access method "{method}" does not support included columns (INCLUDE)'
+            )
+        kw.pop("postgresql_include", None)
         for key in _RESERVED:
             if key in kw:
                 raise _fail(method, f"{key} is set by {type(self).__name__}; do not pass it")
