@@ -1,0 +1,327 @@
+"""The engine plugin, the dialect and plain psycopg registration, on the real server."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from conftest import make_engine
+from psycopg.adapt import PyFormat
+from psycopg.pq import Format
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, inspect, select
+from sqlalchemy.engine import Engine, make_url
+
+from vecalchemy import (
+    Bit,
+    HalfVec,
+    SparseVec,
+    SparseVector,
+    Vector,
+    install,
+    register_adapters,
+    register_adapters_async,
+)
+from vecalchemy.codecs import check_bits, check_dense
+from vecalchemy.dialect import VecalchemyDialect
+from vecalchemy.psycopg import BitParam, DenseParam, HalfVecParam, fetch_type_oids
+from vecalchemy.pytest_plugin import libpq_conninfo
+
+TYPES_QUERY = (
+    "SELECT '[1,2.5,-3]'::vector, '[1,2.5,-3]'::halfvec, '{2:4}/5'::sparsevec, B'10110'::bit(5)"
+)
+
+
+def check_typed_row(row: Any) -> None:
+    v, h, s, b = row
+    assert v.dtype == np.float32 and v.tolist() == [1, 2.5, -3]
+    assert h.dtype == np.float16 and h.tolist() == [1, 2.5, -3]
+    assert s == SparseVector({1: 4.0}, 5)
+    assert b == "10110"
+
+
+def server_oids(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT t.typname, t.oid::int8 FROM pg_type t JOIN pg_extension e "
+        "ON t.typnamespace = e.extnamespace WHERE e.extname = 'vector' "
+        "AND t.typname IN ('vector', 'halfvec', 'sparsevec')"
+    ).fetchall()
+    return {name: int(oid) for name, oid in rows}
+
+
+# --- the engine plugin and the dialect -------------------------------------------------
+
+
+def test_plugin_named_in_the_url_turns_on_binary_binds(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    url = make_url(vector_database_url).update_query_dict({"plugin": "vecalchemy"})
+    eng = create_engine(url, connect_args={"options": f"-csearch_path={vector_schema},public"})
+    try:
+        assert getattr(eng.dialect, "_vecalchemy_binary", False) is True
+        assert "plugin" not in eng.url.query
+        md = MetaData()
+        t = Table("u", md, Column("id", Integer, primary_key=True), Column("v", Vector(2)))
+        md.create_all(eng)
+        with eng.begin() as conn:
+            conn.execute(insert(t), {"id": 1, "v": [1, 2]})
+            assert conn.execute(select(t.c.v)).scalar_one().tolist() == [1, 2]
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("mode", ["plugin", "dialect"])
+def test_binary_loaders_are_registered_on_new_connections(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, mode)
+    try:
+        with eng.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            expected = server_oids(raw)
+            for oid in expected.values():
+                assert raw.adapters.get_loader(oid, Format.BINARY) is not None
+            with raw.cursor(binary=True) as cur:
+                check_typed_row(cur.execute(TYPES_QUERY).fetchone())
+    finally:
+        eng.dispose()
+
+
+def test_text_mode_connections_get_no_vecalchemy_loaders(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, "text")
+    try:
+        with eng.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            oid = server_oids(raw)["vector"]
+            assert raw.adapters.get_loader(oid, Format.BINARY) is None
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("mode", ["plugin", "dialect"])
+def test_binary_dumpers_are_chosen_for_vecalchemy_params(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, mode)
+    try:
+        with eng.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            for param in (DenseParam, HalfVecParam, SparseVector, BitParam):
+                assert raw.adapters.get_dumper(param, PyFormat.AUTO).format == Format.BINARY
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("mode", ["plugin", "dialect"])
+def test_connections_are_idle_after_type_lookup(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, mode)
+    try:
+        raw = eng.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert driver is not None
+            assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        finally:
+            raw.close()
+    finally:
+        eng.dispose()
+
+
+def test_dialect_url_gives_the_vecalchemy_dialect(vector_database_url: str) -> None:
+    eng = create_engine(vector_database_url.replace("postgresql+psycopg", "postgresql+vecalchemy"))
+    try:
+        assert isinstance(eng.dialect, VecalchemyDialect)
+        assert eng.dialect.driver == "psycopg"
+    finally:
+        eng.dispose()
+
+
+def test_install_is_idempotent_and_refuses_other_drivers(vector_database_url: str) -> None:
+    eng = create_engine(vector_database_url)
+    other = create_engine("sqlite://")
+    try:
+        assert install(eng) is True and install(eng) is True
+        assert install(other) is False
+        assert getattr(other.dialect, "_vecalchemy_binary", False) is False
+        with eng.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            oid = server_oids(raw)["vector"]
+            assert raw.adapters.get_loader(oid, Format.BINARY) is not None
+    finally:
+        eng.dispose()
+        other.dispose()
+
+
+# --- the extension in a non-public schema of another database ---------------------------
+
+
+@pytest.fixture(scope="module")
+def ext_schema_url(vector_database_url: str) -> Iterator[str]:
+    """A fresh database whose pgvector lives in schema ``ext``."""
+    with fresh_database(vector_database_url) as url:
+        with psycopg.connect(libpq_conninfo(url), autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA ext")
+            conn.execute("CREATE EXTENSION vector SCHEMA ext")
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    name = f"vecalchemy_{uuid.uuid4().hex[:8]}"
+    admin = libpq_conninfo(server_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_registration_without_the_extension_finds_no_types(vector_database_url: str) -> None:
+    with (
+        fresh_database(vector_database_url) as url,
+        psycopg.connect(libpq_conninfo(url)) as conn,
+    ):
+        assert register_adapters(conn) == {}
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_plugin_binds_work_before_the_extension_exists_in_the_pool(
+    vector_database_url: str,
+) -> None:
+    with fresh_database(vector_database_url) as url:
+        eng = create_engine(url, plugins=["vecalchemy"], pool_size=1)
+        try:
+            with eng.connect() as conn:  # registered with no pgvector types known
+                conn.exec_driver_sql("CREATE EXTENSION vector")
+                conn.commit()
+                md = MetaData()
+                t = Table("late", md, Column("v", Vector(2)))
+                md.create_all(conn)
+                conn.execute(insert(t), {"v": [1, 2]})
+                assert conn.execute(select(t.c.v)).scalar_one().tolist() == [1, 2]
+        finally:
+            eng.dispose()
+
+
+@pytest.mark.parametrize("mode", ["plugin", "dialect"])
+def test_plugin_finds_types_of_an_extension_in_another_schema(
+    ext_schema_url: str, mode: str
+) -> None:
+    eng = make_engine(ext_schema_url, "ext", mode)
+    try:
+        with eng.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            oids = fetch_type_oids(raw)
+            regtypes = raw.execute(
+                "SELECT to_regtype('ext.vector')::oid::int8, to_regtype('ext.halfvec')::oid::int8,"
+                " to_regtype('ext.sparsevec')::oid::int8"
+            ).fetchone()
+            assert regtypes is not None
+            assert (oids["vector"], oids["halfvec"], oids["sparsevec"]) == regtypes
+            assert raw.adapters.get_loader(oids["vector"], Format.BINARY) is not None
+            with raw.cursor(binary=True) as cur:
+                check_typed_row(cur.execute(TYPES_QUERY).fetchone())
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("mode", ["text", "plugin", "dialect"])
+def test_round_trip_with_the_extension_in_another_schema(ext_schema_url: str, mode: str) -> None:
+    schema = f"t_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(libpq_conninfo(ext_schema_url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    eng = make_engine(ext_schema_url, f"{schema},ext", mode)
+    try:
+        md = MetaData()
+        t = Table(
+            "x",
+            md,
+            Column("id", Integer, primary_key=True),
+            Column("v", Vector(3)),
+            Column("s", SparseVec(5)),
+        )
+        md.create_all(eng)
+        with eng.begin() as conn:
+            conn.execute(insert(t), {"id": 1, "v": [3, 4, 0], "s": {0: 1.0}})
+            row = conn.execute(select(t.c.v, t.c.s, t.c.v.l2_distance([0, 0, 0]))).one()
+        assert row[0].tolist() == [3, 4, 0] and row[1] == SparseVector({0: 1.0}, 5)
+        assert row[2] == 5.0
+        types = {c["name"]: c["type"] for c in inspect(eng).get_columns("x", schema=schema)}
+        assert isinstance(types["v"], Vector) and types["v"].dim == 3
+    finally:
+        eng.dispose()
+        with psycopg.connect(libpq_conninfo(ext_schema_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# --- plain psycopg --------------------------------------------------------------------
+
+
+def test_register_adapters_on_a_plain_connection(vector_database_url: str) -> None:
+    with psycopg.connect(libpq_conninfo(vector_database_url)) as conn:
+        oids = register_adapters(conn)
+        assert oids == server_oids(conn)
+        conn.rollback()
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        check_typed_row(conn.execute(TYPES_QUERY).fetchone())
+        with conn.cursor(binary=True) as cur:
+            check_typed_row(cur.execute(TYPES_QUERY).fetchone())
+
+
+def test_register_adapters_leaves_an_idle_connection_idle(vector_database_url: str) -> None:
+    with psycopg.connect(libpq_conninfo(vector_database_url)) as conn:
+        register_adapters(conn)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_plain_connection_binds_params_in_binary(vector_database_url: str) -> None:
+    with psycopg.connect(libpq_conninfo(vector_database_url)) as conn:
+        register_adapters(conn)
+        row = conn.execute(
+            "SELECT %s::vector(3) <-> '[0,0,0]', %s::halfvec(2)::text, %s::sparsevec::text,"
+            " %s::bit(3)::text",
+            [
+                DenseParam(check_dense([3, 4, 0])),
+                HalfVecParam(check_dense([1.5, 2], "halfvec")),
+                SparseVector({2: 1.0}, 4),
+                BitParam(check_bits("101")),
+            ],
+        ).fetchone()
+    assert row == (5.0, "[1.5,2]", "{3:1}/4", "101")
+
+
+async def test_register_adapters_async_on_a_plain_connection(vector_database_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(libpq_conninfo(vector_database_url)) as conn:
+        oids = await register_adapters_async(conn)
+        assert set(oids) == {"vector", "halfvec", "sparsevec"}
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        cur = conn.cursor(binary=True)
+        await cur.execute(TYPES_QUERY)
+        check_typed_row(await cur.fetchone())
+        await cur.execute("SELECT %s::vector <#> '[1,1]'", [DenseParam(check_dense([2, 3]))])
+        assert await cur.fetchone() == (-5.0,)
+
+
+def test_types_are_usable_without_any_engine_flags(engine: Engine) -> None:
+    md = MetaData()
+    t = Table("all4", md, Column("v", Vector(2)), Column("h", HalfVec(2)), Column("b", Bit(2)))
+    md.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(t), {"v": [1, 2], "h": [3, 4], "b": "01"})
+        v, h, b = conn.execute(select(t)).one()
+    assert (v.tolist(), h.tolist(), b) == ([1, 2], [3, 4], "01")
