@@ -1,0 +1,259 @@
+"""vecalchemy's Alembic operations: their SQL offline and online, validation, reversal."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+import vecalchemy_alembic.ops  # noqa: F401  (registers the operations)
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy.engine import Engine
+from vecalchemy_alembic import (
+    AlterVectorExtensionUpdateOp,
+    CreateVectorExtensionOp,
+    CreateVectorIndexOp,
+    DropVectorExtensionOp,
+    DropVectorIndexOp,
+)
+
+from vecalchemy import Bit, HalfVec, IndexDefinitionError, Vector, binary_quantize
+
+
+class Offline:
+    """``op`` in offline mode (``alembic upgrade --sql``) and the SQL it printed."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+        ctx = MigrationContext.configure(
+            dialect_name="postgresql",
+            opts={"as_sql": True, "output_buffer": self.buffer, "literal_binds": True},
+        )
+        self.op = Operations(ctx)
+
+    @property
+    def sql(self) -> list[str]:
+        return [s.strip() for s in self.buffer.getvalue().split(";") if s.strip()]
+
+
+@pytest.fixture
+def offline() -> Offline:
+    return Offline()
+
+
+@pytest.fixture
+def online(vector_engine: Engine) -> Iterator[Operations]:
+    with vector_engine.begin() as conn:
+        conn.execute(
+            sa.text("CREATE TABLE items (id int, cat int, e vector(3), h halfvec(3), b bit(8))")
+        )
+    with vector_engine.connect() as conn:
+        ctx = MigrationContext.configure(conn)
+        with ctx.begin_transaction():
+            yield Operations(ctx)
+
+
+def indexdef(engine: Engine, name: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                sa.text(
+                    "SELECT pg_get_indexdef(c.oid) FROM pg_class c"
+                    " WHERE c.relname = :n AND c.relnamespace = current_schema()::regnamespace"
+                ),
+                {"n": name},
+            ).scalar_one()
+        )
+
+
+# --- offline SQL -----------------------------------------------------------------------
+
+
+def test_create_vector_index_offline_sql(offline: Offline) -> None:
+    offline.op.create_vector_index(
+        "ix_e", "items", "embedding", metric="cosine", opclass="vector_cosine_ops", m=8,
+        ef_construction=40,
+    )  # fmt: skip
+    assert offline.sql == [
+        "CREATE INDEX ix_e ON items USING hnsw (embedding vector_cosine_ops) "
+        "WITH (m = 8, ef_construction = 40)"
+    ]
+
+
+def test_create_vector_index_offline_sql_quotes_names_and_renders_where(offline: Offline) -> None:
+    offline.op.create_vector_index(
+        "Ix E", "My Items", "Emb", method="ivfflat", opclass="halfvec_l2_ops", lists=7,
+        where="cat = 1", schema="Other",
+    )  # fmt: skip
+    assert offline.sql == [
+        'CREATE INDEX "Ix E" ON "Other"."My Items" USING ivfflat ("Emb" halfvec_l2_ops) '
+        "WITH (lists = 7) WHERE cat = 1"
+    ]
+
+
+def test_create_vector_index_typed_expression_offline(offline: Offline) -> None:
+    e = sa.column("embedding", Vector(3))
+    offline.op.create_vector_index("ix_h", "items", sa.cast(e, HalfVec(3)), metric="l2")
+    offline.op.create_vector_index(
+        "ix_b", "items", sa.cast(binary_quantize(e), Bit(3)), metric="hamming"
+    )
+    assert offline.sql == [
+        "CREATE INDEX ix_h ON items USING hnsw ((CAST(embedding AS HALFVEC(3))) halfvec_l2_ops)",
+        "CREATE INDEX ix_b ON items USING hnsw ((CAST(binary_quantize(embedding) AS BIT(3))) "
+        "bit_hamming_ops)",
+    ]
+
+
+def test_create_vector_index_concurrently_offline_leaves_the_transaction(
+    offline: Offline,
+) -> None:
+    offline.op.create_vector_index(
+        "ix_e", "items", "e", opclass="vector_l2_ops", concurrently=True
+    )
+    assert offline.sql == [
+        "COMMIT",
+        "CREATE INDEX CONCURRENTLY ix_e ON items USING hnsw (e vector_l2_ops)",
+        "BEGIN",
+    ]
+
+
+def test_drop_vector_index_offline_sql(offline: Offline) -> None:
+    offline.op.drop_vector_index("ix_e", "items", schema="s", if_exists=True)
+    assert offline.sql == ["DROP INDEX IF EXISTS s.ix_e"]
+
+
+def test_extension_operations_offline_sql(offline: Offline) -> None:
+    offline.op.create_vector_extension()
+    offline.op.create_vector_extension("ext", if_not_exists=False)
+    offline.op.alter_vector_extension_update()
+    offline.op.alter_vector_extension_update("0.8.1")
+    offline.op.drop_vector_extension(if_exists=True, cascade=True)
+    assert offline.sql == [
+        "CREATE EXTENSION IF NOT EXISTS vector",
+        "CREATE EXTENSION vector SCHEMA ext",
+        "ALTER EXTENSION vector UPDATE",
+        "ALTER EXTENSION vector UPDATE TO '0.8.1'",
+        "DROP EXTENSION IF EXISTS vector CASCADE",
+    ]
+
+
+def test_metric_without_a_type_offline_asks_for_the_opclass(offline: Offline) -> None:
+    with pytest.raises(IndexDefinitionError, match="in offline mode; give opclass="):
+        offline.op.create_vector_index("ix_e", "items", "e", metric="cosine")
+    assert offline.sql == []
+
+
+# --- online ----------------------------------------------------------------------------
+
+
+def test_metric_on_a_column_name_takes_the_opclass_from_the_column_type(
+    online: Operations, vector_engine: Engine
+) -> None:
+    online.create_vector_index("ix_h", "items", "h", metric="cosine", m=4, ef_construction=8)
+    online.get_context().connection.commit()  # type: ignore[union-attr]
+    assert indexdef(vector_engine, "ix_h").endswith(
+        "USING hnsw (h halfvec_cosine_ops) WITH (m='4', ef_construction='8')"
+    )
+
+
+def test_partial_expression_index_online(online: Operations, vector_engine: Engine) -> None:
+    online.create_vector_index(
+        "ix_p", "items", sa.text("(e::halfvec(3))"), opclass="halfvec_l2_ops", where="cat = 1"
+    )
+    online.get_context().connection.commit()  # type: ignore[union-attr]
+    assert indexdef(vector_engine, "ix_p").endswith(
+        "USING hnsw (((e)::halfvec(3)) halfvec_l2_ops) WHERE (cat = 1)"
+    )
+
+
+def test_concurrently_online_builds_outside_the_transaction(
+    online: Operations, vector_engine: Engine
+) -> None:
+    online.create_vector_index("ix_c", "items", "e", opclass="vector_l2_ops", concurrently=True)
+    online.get_context().connection.rollback()  # type: ignore[union-attr]
+    assert indexdef(vector_engine, "ix_c").endswith("USING hnsw (e vector_l2_ops)")
+    online.drop_vector_index("ix_c", "items", concurrently=True)
+    with pytest.raises(sa.exc.NoResultFound):
+        indexdef(vector_engine, "ix_c")
+
+
+# --- validation before anything is sent ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"opclass": "vector_l2_ops", "m": 16, "ef_construction": 20},
+            "ef_construction must be greater than or equal to 2 \\* m",
+        ),
+        ({"opclass": "vector_l2_ops", "m": 1}, 'value 1 out of bounds for option "m"'),
+        (
+            {"method": "ivfflat", "metric": "l1"},
+            'operator class "vector_l1_ops" does not exist for access method "ivfflat"',
+        ),
+        ({"opclass": "vector_foo_ops"}, "unknown pgvector operator class 'vector_foo_ops'"),
+        ({}, "HNSW has no default operator class"),
+        ({"method": "btree"}, "unknown vector index method 'btree'"),
+        ({"opclass": "vector_l2_ops", "lists": 10}, 'unrecognized parameter "lists"'),
+    ],
+    ids=["ef<2m", "m-range", "ivfflat-l1", "opclass", "no-opclass", "method", "option"],
+)
+def test_invalid_definition_is_refused_before_any_sql(
+    offline: Offline, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(IndexDefinitionError, match=message):
+        offline.op.create_vector_index("ix", "items", "e", **kwargs)  # type: ignore[arg-type]
+    assert offline.sql == []
+
+
+def test_typed_expression_gets_the_dimension_rules(offline: Offline) -> None:
+    with pytest.raises(IndexDefinitionError, match="cannot have more than 2000 dimensions"):
+        offline.op.create_vector_index(
+            "ix", "items", sa.column("e", Vector(3000)), metric="cosine"
+        )
+    assert offline.sql == []
+
+
+def test_extension_version_must_be_dotted_digits(offline: Offline) -> None:
+    with pytest.raises(ValueError, match="dotted digits such as '0.8.1', got \"0.8'; DROP"):
+        offline.op.alter_vector_extension_update("0.8'; DROP TABLE x; --")
+    assert offline.sql == []
+
+
+# --- reversal and diffs ----------------------------------------------------------------
+
+
+def test_create_reverses_to_drop_and_back_to_the_same_definition() -> None:
+    create = CreateVectorIndexOp(
+        "ix", "items", "e", opclass="vector_cosine_ops", options={"m": 8}, schema="s"
+    )
+    drop = create.reverse()
+    assert isinstance(drop, DropVectorIndexOp)
+    assert (drop.index_name, drop.table_name, drop.schema) == ("ix", "items", "s")
+    assert drop.reverse() is create
+
+
+def test_drop_without_a_definition_is_not_reversible() -> None:
+    with pytest.raises(ValueError, match="drop_vector_index\\('ix'\\) is not reversible"):
+        DropVectorIndexOp("ix", "items").reverse()
+
+
+def test_diff_tuples_name_the_change() -> None:
+    create = CreateVectorIndexOp("ix", "items", "e", opclass="vector_l2_ops", options={"m": 8})
+    assert create.to_diff_tuple() == (
+        "add_vector_index",
+        None,
+        "items",
+        "ix",
+        "hnsw (e vector_l2_ops) WITH (m=8)",
+    )
+    assert create.reverse().to_diff_tuple()[0] == "remove_vector_index"
+    assert CreateVectorExtensionOp().to_diff_tuple() == ("add_vector_extension", None)
+    assert isinstance(CreateVectorExtensionOp("x").reverse(), DropVectorExtensionOp)
+    assert AlterVectorExtensionUpdateOp("0.8.1").to_diff_tuple() == (
+        "update_vector_extension",
+        "0.8.1",
+    )
