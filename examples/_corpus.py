@@ -176,6 +176,8 @@ def _class_members(cls: type) -> list[tuple[str, str, Any]]:
     (``logging.Formatter.converter = time.localtime``) is not the class's own.
     """
     out = []
+    member: Any
+    code: Any
     for name, attr in sorted(vars(cls).items()):
         if not _public(name):
             continue

