@@ -31,9 +31,9 @@ from sqlalchemy.engine import Connection
 from vecalchemy.indexes import VectorIndexSpec, vector_index_spec
 from vecalchemy.types import VectorType
 
-from . import render_item
 from .catalog import ReflectedVectorIndex, canonical_forms, reflect_vector_indexes
 from .ops import CreateVectorExtensionOp, CreateVectorIndexOp, DropVectorIndexOp
+from .render import render_item
 
 __all__ = ["compare_vector_indexes", "compare_vector_extension"]
 
