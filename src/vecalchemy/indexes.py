@@ -175,6 +175,14 @@ def _resolve_opclass(
                 else f"operator class {opclass} serves {o_metric!r}; {sql_type} has no "
                 f"{metric!r} metric",
             )
+        if metric is None and declared is not None and declared != o_metric:
+            raise _fail(
+                method,
+                f"operator class {opclass} serves the {o_metric!r} metric, but the column "
+                f"type declares {declared!r}; for {declared!r} use "
+                f"{OPCLASSES[(sql_type, declared)][0]}, or pass metric={o_metric!r} to "
+                "index it by another metric deliberately",
+            )
         metric = o_metric
     if metric is None:
         metric = declared
@@ -710,12 +718,16 @@ def _drop_if_invalid(conn: Connection, index: Index) -> str | None:
 
 
 def _watch(
-    engine: Engine, pid: int, report: Callable[[BuildProgress], None], stop: threading.Event
+    engine: Engine,
+    pid: int,
+    report: Callable[[BuildProgress], None],
+    stop: threading.Event,
+    interval: float,
 ) -> None:
     """Poll ``pg_stat_progress_create_index`` from a second connection until ``stop``."""
     with engine.connect() as watcher:
         watcher = watcher.execution_options(isolation_level="AUTOCOMMIT")
-        while not stop.wait(_POLL_SECONDS):
+        while not stop.wait(interval):
             row = watcher.execute(_PROGRESS_SQL, {"pid": pid}).first()
             if row is None:
                 continue
@@ -726,9 +738,6 @@ def _watch(
                 report(BuildProgress(phase, int(t_done), int(t_total)))
             else:
                 report(BuildProgress(phase, int(b_done or 0), int(b_total or 0)))
-
-
-_POLL_SECONDS = 0.25
 
 
 class _TqdmReporter:
@@ -766,11 +775,13 @@ def build_vector_index(
     *,
     checkfirst: bool = False,
     progress: bool | Callable[[BuildProgress], None] = True,
+    poll_interval: float = 0.25,
 ) -> None:
     """Create ``index`` on ``bind``, showing build progress for long builds.
 
     ``progress=True`` draws a tqdm bar per phase from ``pg_stat_progress_create_index``,
-    polled every 0.25 s by a second connection of the same engine while the build runs;
+    polled every ``poll_interval`` seconds by a second connection of the same engine
+    while the build runs;
     a callable receives each :class:`BuildProgress` sample instead; ``False`` polls
     nothing. An index declared ``concurrently=True`` is built outside a transaction
     block and, if the build fails, the INVALID index it leaves is dropped before the
@@ -782,12 +793,12 @@ def build_vector_index(
     concurrently = bool(index.dialect_options["postgresql"]["concurrently"])
     if concurrently:
         with _autocommit(bind, index) as conn:
-            _build(conn, index, checkfirst, progress, cleanup=True)
+            _build(conn, index, checkfirst, progress, poll_interval, cleanup=True)
     elif isinstance(bind, Engine):
         with bind.begin() as conn:
-            _build(conn, index, checkfirst, progress, cleanup=False)
+            _build(conn, index, checkfirst, progress, poll_interval, cleanup=False)
     else:
-        _build(bind, index, checkfirst, progress, cleanup=False)
+        _build(bind, index, checkfirst, progress, poll_interval, cleanup=False)
 
 
 def _build(
@@ -795,6 +806,7 @@ def _build(
     index: Index,
     checkfirst: bool,
     progress: bool | Callable[[BuildProgress], None],
+    poll_interval: float,
     *,
     cleanup: bool,
 ) -> None:
@@ -810,7 +822,7 @@ def _build(
             report = bar
         pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         watcher = threading.Thread(
-            target=_watch, args=(conn.engine, pid, report, stop), daemon=True
+            target=_watch, args=(conn.engine, pid, report, stop, poll_interval), daemon=True
         )
         watcher.start()
     try:
