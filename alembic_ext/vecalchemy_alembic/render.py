@@ -48,7 +48,7 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 
 def _op_prefix(autogen_context: AutogenContext) -> str:
     # importing vecalchemy_alembic.ops registers op.create_vector_index & co.
-    autogen_context.imports.add("import vecalchemy_alembic.ops")
+    autogen_context.imports.add("import vecalchemy_alembic.ops  # noqa: F401")
     return str(autogen_context.opts.get("alembic_module_prefix") or "op.")
 
 
