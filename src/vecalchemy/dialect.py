@@ -9,16 +9,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
+from sqlalchemy.dialects.postgresql.psycopg import (
+    PGDialect_psycopg,
+    PGDialectAsync_psycopg,
+    PGExecutionContext_psycopg,
+)
 
 from .psycopg import fetch_type_oids, register_on_adapters
+from .results import check_result_format, choose_result_format
 
 __all__ = ["VecalchemyDialect", "VecalchemyAsyncDialect"]
+
+
+class VecalchemyExecutionContext(PGExecutionContext_psycopg):
+    """Asks for binary results when a statement returns vectors and only binary-safe
+    columns (see :mod:`vecalchemy.results`)."""
+
+    def pre_exec(self) -> None:
+        super().pre_exec()  # type: ignore[no-untyped-call]
+        choose_result_format(self, self.cursor)
+
+    def post_exec(self) -> None:
+        check_result_format(self, self.cursor)
+        super().post_exec()  # type: ignore[no-untyped-call]
 
 
 class _VecalchemyMixin:
     supports_statement_cache = True
     _vecalchemy_binary = True
+    execution_ctx_cls: Any = VecalchemyExecutionContext
 
     def on_connect(self) -> Any:
         parent = super().on_connect()  # type: ignore[misc]

@@ -15,6 +15,7 @@ from sqlalchemy.engine import CreateEnginePlugin, Engine
 from sqlalchemy.engine.url import URL
 
 from .psycopg import fetch_type_oids, register_on_adapters
+from .results import on_after_cursor_execute, on_before_cursor_execute
 
 __all__ = ["VecalchemyPlugin", "install"]
 
@@ -40,6 +41,10 @@ def install(engine: Engine) -> bool:
         dialect._vecalchemy_binary = True  # type: ignore[attr-defined]
     if not event.contains(engine, "connect", _on_connect):
         event.listen(engine, "connect", _on_connect)
+    # binary results for statements returning vectors (vecalchemy.results)
+    if not event.contains(engine, "before_cursor_execute", on_before_cursor_execute):
+        event.listen(engine, "before_cursor_execute", on_before_cursor_execute)
+        event.listen(engine, "after_cursor_execute", on_after_cursor_execute)
     return True
 
 

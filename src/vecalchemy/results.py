@@ -1,0 +1,172 @@
+"""Binary result format for statements that return vectors, and only for those.
+
+psycopg can ask the server for all result columns in binary (one format per
+statement), which makes pgvector values ~20x cheaper to decode. But psycopg returns
+raw ``bytes`` for every type it has no binary loader for (``tsvector``, user enums,
+``citext``, PostGIS ``geometry``...), so binary must never be used for a statement
+that returns such a column.
+
+The rule, decided once per compiled statement (the statement cache makes it free):
+binary when the statement is a SQLAlchemy construct (not ``text()``) whose result
+columns include a ``Vector``/``HalfVec``/``SparseVec`` and whose other result
+columns all have a type from :data:`BINARY_SAFE_TYPES` (exact classes: a subclass such
+as ``Enum`` or ``CITEXT`` is not in it). After execution the server's column oids are
+checked too: a column without a binary loader (a model whose declared type differs
+from the table's) turns the statement back to text from its next execution.
+
+The ``postgresql+vecalchemy`` dialect applies it from its execution context; the
+engine plugin from a ``before_cursor_execute`` listener. Both call
+:func:`choose_result_format` and :func:`check_result_format`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import psycopg
+from psycopg.pq import Format
+from sqlalchemy import types as sqltypes
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
+
+from .types import Bit, HalfVec, SparseVec, Vector
+
+__all__ = [
+    "BINARY_SAFE_TYPES",
+    "binary_results_ok",
+    "choose_result_format",
+    "check_result_format",
+    "on_before_cursor_execute",
+    "on_after_cursor_execute",
+]
+
+#: SQLAlchemy types whose values psycopg loads identically from text and binary
+#: (checked by tests/test_binary_results.py against every one of them).
+BINARY_SAFE_TYPES: frozenset[type[Any]] = frozenset(
+    {
+        sqltypes.Integer,
+        sqltypes.SmallInteger,
+        sqltypes.BigInteger,
+        sqltypes.INTEGER,
+        sqltypes.SMALLINT,
+        sqltypes.BIGINT,
+        sqltypes.Boolean,
+        sqltypes.BOOLEAN,
+        sqltypes.String,
+        sqltypes.Text,
+        sqltypes.Unicode,
+        sqltypes.UnicodeText,
+        sqltypes.VARCHAR,
+        sqltypes.TEXT,
+        sqltypes.Double,
+        sqltypes.DOUBLE_PRECISION,
+        sqltypes.DOUBLE,
+        sqltypes.Numeric,
+        sqltypes.NUMERIC,
+        sqltypes.Uuid,
+        sqltypes.UUID,
+        sqltypes.LargeBinary,
+        pg.BYTEA,
+        sqltypes.DateTime,
+        sqltypes.TIMESTAMP,
+        pg.TIMESTAMP,
+        sqltypes.Date,
+        sqltypes.DATE,
+        sqltypes.JSON,
+        pg.JSON,
+        pg.JSONB,
+        Bit,
+    }
+)
+
+_VECTOR_TYPES = (Vector, HalfVec, SparseVec)
+_CURSORS = (psycopg.Cursor, psycopg.AsyncCursor, psycopg.ServerCursor, psycopg.AsyncServerCursor)
+# Compiled objects live in the statement cache; the decision is cached next to them.
+_decisions: weakref.WeakKeyDictionary[Compiled, bool] = weakref.WeakKeyDictionary()
+
+
+def _safe(t: Any) -> bool:
+    cls = type(t)
+    if cls is sqltypes.Float:
+        # FLOAT(p <= 24) is real: float4 loads as 0.10000000149011612 in binary
+        return t.precision is None or t.precision > 24
+    return cls in BINARY_SAFE_TYPES or isinstance(t, _VECTOR_TYPES)
+
+
+def binary_results_ok(compiled: Compiled | None) -> bool:
+    """True when ``compiled`` returns a vector column and only binary-safe columns."""
+    if compiled is None:
+        return False
+    try:
+        return _decisions[compiled]
+    except (KeyError, TypeError):
+        pass
+    columns = getattr(compiled, "_result_columns", None) or ()
+    statement = getattr(compiled, "statement", None)
+    ok = (
+        bool(columns)
+        and not isinstance(statement, (TextClause, TextualSelect))
+        and any(isinstance(c.type, _VECTOR_TYPES) for c in columns)
+        and all(_safe(c.type) for c in columns)
+    )
+    _decisions[compiled] = ok
+    return ok
+
+
+def _driver_cursor(cursor: Any) -> Any:
+    # SQLAlchemy's asyncio adapter keeps psycopg's AsyncCursor in ``_cursor``
+    inner = getattr(cursor, "_cursor", cursor)
+    if isinstance(inner, (psycopg.ClientCursor, psycopg.AsyncClientCursor)):
+        return None  # client-side binding cursors cannot receive binary results
+    return inner if isinstance(inner, _CURSORS) else None
+
+
+def choose_result_format(context: Any, cursor: Any) -> None:
+    """Set ``cursor``'s result format for the statement of ``context`` (before executing)."""
+    if binary_results_ok(getattr(context, "compiled", None)):
+        inner = _driver_cursor(cursor)
+        if inner is not None:
+            inner.format = Format.BINARY
+
+
+def check_result_format(context: Any, cursor: Any) -> None:
+    """After executing: if a binary result holds a column psycopg cannot load in
+    binary, execute that statement in text from now on."""
+    compiled = getattr(context, "compiled", None)
+    if compiled is None or not _decisions.get(compiled, False):
+        return
+    inner = _driver_cursor(cursor)
+    if inner is None or inner.format != Format.BINARY or not inner.description:
+        return
+    adapters = inner.adapters
+    for col in inner.description:
+        if adapters.get_loader(col.type_code, Format.BINARY) is None:
+            _decisions[compiled] = False
+            return
+
+
+def on_before_cursor_execute(
+    conn: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """``before_cursor_execute`` listener of the engine plugin."""
+    choose_result_format(context, cursor)
+
+
+def on_after_cursor_execute(
+    conn: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """``after_cursor_execute`` listener of the engine plugin."""
+    check_result_format(context, cursor)
