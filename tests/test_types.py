@@ -325,3 +325,30 @@ def test_types_expose_sql_type_dim_and_metric() -> None:
 def test_repr_shows_dim_and_metric() -> None:
     assert repr(HalfVec(3, metric="l2")) == "HalfVec(3, metric='l2')"
     assert repr(Bit()) == "Bit()"
+
+
+def test_bit_values_of_different_lengths_do_not_share_cached_statements(
+    engine: Engine,
+) -> None:
+    from sqlalchemy import literal
+
+    with engine.connect() as conn:
+        # one statement shape twice: the second must bind as bit(8), not reuse bit(4)
+        assert conn.execute(select(literal("1010", Bit(4)))).scalar_one() == "1010"
+        assert conn.execute(select(literal("10101010", Bit(8)))).scalar_one() == "10101010"
+
+
+def test_bit_cache_key_includes_the_length() -> None:
+    from sqlalchemy import column, table
+
+    a = select(table("t", column("b", Bit(4))).c.b)
+    b = select(table("t", column("b", Bit(8))).c.b)
+    assert a._generate_cache_key() != b._generate_cache_key()
+
+
+@pytest.mark.parametrize(
+    "coltype", [Vector(3, metric="l2"), HalfVec(3, metric="cosine"), Bit(4, metric="hamming")]
+)
+def test_adapt_keeps_dimension_and_metric(coltype: Any) -> None:
+    copy = coltype.adapt(type(coltype))
+    assert (copy.dim, copy.metric) == (coltype.dim, coltype.metric)

@@ -194,6 +194,16 @@ class VectorType(TypeDecorator[Any]):
     def python_type(self) -> type:
         return np.ndarray
 
+    def adapt(self, cls: Any, **kw: Any) -> Any:
+        # SQLAlchemy copies positional constructor arguments only; keep the metric too
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, VectorType)
+            and self.metric in metrics_for(cls.sql_type)
+        ):
+            kw.setdefault("metric", self.metric)
+        return super().adapt(cls, **kw)
+
     def coerce_compared_value(self, op: Any, value: Any) -> Any:
         # a Python value compared to a vector binds with this exact type
         return self
@@ -385,11 +395,9 @@ class Bit(VectorType):
 
     def __init__(self, length: int | None = None, *, metric: str | None = None) -> None:
         super().__init__(length, metric=metric)
-
-    @property
-    def length(self) -> int | None:
-        """Number of bits (``None``: any)."""
-        return self.dim
+        #: Number of bits (``None``: any). An attribute named like the constructor
+        #: argument, so SQLAlchemy's cache key and ``adapt()`` see it.
+        self.length = length
 
     def _check(self, value: Any) -> np.ndarray:
         return codecs.check_bits(value, self.dim)
