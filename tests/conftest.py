@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
-from vecalchemy.pytest_plugin import libpq_conninfo
+from vecalchemy.testing import libpq_conninfo
 
 pytest_plugins = ["vecalchemy.pytest_plugin"]
 

@@ -29,7 +29,7 @@ from vecalchemy import (
 from vecalchemy.codecs import check_bits, check_dense
 from vecalchemy.dialect import VecalchemyDialect
 from vecalchemy.psycopg import BitParam, DenseParam, HalfVecParam, fetch_type_oids
-from vecalchemy.pytest_plugin import libpq_conninfo
+from vecalchemy.testing import libpq_conninfo
 
 TYPES_QUERY = (
     "SELECT '[1,2.5,-3]'::vector, '[1,2.5,-3]'::halfvec, '{2:4}/5'::sparsevec, B'10110'::bit(5)"

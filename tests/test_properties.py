@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from vecalchemy import HalfVec, SparseVector, Vector, codecs, register_adapters
 from vecalchemy.psycopg import DenseParam
-from vecalchemy.pytest_plugin import libpq_conninfo
+from vecalchemy.testing import libpq_conninfo
 
 FLOAT32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 FLOAT16 = st.floats(width=16, allow_nan=False, allow_infinity=False)

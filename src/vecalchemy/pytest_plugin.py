@@ -15,17 +15,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-from .testing import DatabaseUnavailable, database_url
+from .testing import DatabaseUnavailable, database_url, libpq_conninfo
 
 __all__ = ["vector_database_url", "vector_schema", "vector_engine", "libpq_conninfo"]
-
-
-def libpq_conninfo(url: str) -> str:
-    """The libpq connection string of a SQLAlchemy URL (for plain psycopg)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +38,10 @@ def vector_schema(vector_database_url: str) -> Iterator[str]:
     """A fresh schema name (created now, dropped with CASCADE after the test)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     yield name
     with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
 @pytest.fixture

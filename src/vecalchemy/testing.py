@@ -22,7 +22,7 @@ import tempfile
 import threading
 from typing import Any
 
-__all__ = ["database_url", "DatabaseUnavailable", "ENV_VAR", "DOCKER_IMAGE"]
+__all__ = ["database_url", "libpq_conninfo", "DatabaseUnavailable", "ENV_VAR", "DOCKER_IMAGE"]
 
 ENV_VAR = "VECALCHEMY_DATABASE_URL"
 DOCKER_IMAGE = "pgvector/pgvector:pg17"
@@ -89,10 +89,15 @@ def _embedded_url() -> str:
     return str(server.get_uri())
 
 
-def _create_extension(url: str) -> None:
-    import psycopg
+def libpq_conninfo(url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL (for plain psycopg)."""
     from sqlalchemy.engine import make_url
 
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _create_extension(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(libpq_conninfo(url), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
