@@ -500,3 +500,49 @@ print(ops_of(m, "upgrade"), ops_of(m, "downgrade"))
     assert out.stdout.strip().splitlines()[-1] == (
         "['create_table', 'create_vector_index'] ['drop_vector_index', 'drop_table']"
     )
+
+
+def test_removed_table_downgrade_recreates_its_expression_and_partial_indexes(
+    project: AlembicProject,
+) -> None:
+    idx = (
+        'HnswIndex("ix_h", cast(items.c.embedding, HalfVec(3)), metric="cosine", m=4,'
+        " ef_construction=10, where=items.c.cat > 2)\n"
+    )
+    cycle(project, table("Vector(3)", idx))
+    old = project.indexes()["ix_h"]
+    migration = cycle(project, "")
+    assert ops_of(migration, "upgrade") == ["drop_vector_index", "drop_table"]
+    assert ops_of(migration, "downgrade") == ["create_table", "create_vector_index"]
+    assert "sa.Column('embedding', vecalchemy.Vector(3), autoincrement=False, nullable=True)" in (
+        migration
+    )
+    assert (
+        "op.create_vector_index('ix_h', 'items', sa.text('(embedding::halfvec(3))'), "
+        "method='hnsw', opclass='halfvec_cosine_ops', m=4, ef_construction=10, "
+        "where=sa.text('cat > 2'))" in migration
+    )
+    assert project.tables() == set()
+    project.downgrade("-1")
+    assert project.indexes()["ix_h"] == old
+    downgrade_to_empty(project)
+
+
+def test_include_name_keeps_a_reflected_vector_index_out(
+    tmp_path: Path, vector_database_url: str, vector_schema: str
+) -> None:
+    p = AlembicProject(
+        tmp_path, vector_database_url, vector_schema, registration=REGISTRATIONS[0],
+        include_name=lambda name, type_, parent: not (type_ == "index" and name == "ix_manual"),
+    )  # fmt: skip
+    try:
+        cycle(p, table("Vector(3)"))
+        with p.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE INDEX ix_manual ON items USING hnsw (embedding vector_l2_ops)"
+            )
+        p.check()  # not ours to compare: no drop_vector_index
+        p.downgrade("base")
+        assert p.tables() == set()
+    finally:
+        p.dispose()

@@ -143,7 +143,7 @@ def ops_of(migration: str, function: str) -> list[str]:
     """The ``op.*`` calls of ``upgrade`` or ``downgrade`` in a migration, in order,
     as their names (``"create_table"``...)."""
     body = migration.split(f"def {function}()", 1)[1].split("\ndef ", 1)[0]
-    return re.findall(r"\bop\.(\w+)\(", body)
+    return [name for name in re.findall(r"\bop\.(\w+)\(", body) if name != "f"]
 
 
 Runner = Callable[..., AlembicProject]
