@@ -9,6 +9,14 @@ reflection (idempotent).
 from __future__ import annotations
 
 from .bulk import copy_rows, copy_rows_async, fetch_matrix, fetch_matrix_async
+from .checks import (
+    IndexProblem,
+    IndexUsage,
+    check_query,
+    explain_index_usage,
+    install_query_checks,
+    measure_recall,
+)
 from .exc import (
     IndexDefinitionError,
     InvalidVectorError,
@@ -39,6 +47,14 @@ from .indexes import (
 from .metrics import METRICS, Metric, opclass_for
 from .plugin import VecalchemyPlugin, install
 from .psycopg import register_adapters, register_adapters_async
+from .search import (
+    SearchSettings,
+    apply_search_settings,
+    binary_quantized_search,
+    install_search_options,
+    iterative_search,
+    search_settings,
+)
 from .types import Bit, HalfVec, SparseVec, Vector, VectorType, register_reflection
 from .values import SparseVector
 
@@ -78,6 +94,18 @@ __all__ = [
     "BuildProgress",
     "BuildSettings",
     "index_build_settings",
+    "SearchSettings",
+    "search_settings",
+    "apply_search_settings",
+    "install_search_options",
+    "iterative_search",
+    "binary_quantized_search",
+    "IndexProblem",
+    "check_query",
+    "install_query_checks",
+    "IndexUsage",
+    "explain_index_usage",
+    "measure_recall",
     "VecalchemyError",
     "InvalidVectorError",
     "IndexDefinitionError",

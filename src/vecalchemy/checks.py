@@ -1,0 +1,468 @@
+"""Can a vector index serve this query? Static checks, EXPLAIN, and recall.
+
+pgvector's indexes serve exactly one query shape (pgvector README "Querying", src/hnsw.c
+and src/ivfflat.c cost estimators): ``ORDER BY <indexed expression> <operator> <value>``,
+ascending, first ORDER BY key, with a ``LIMIT``, where the operator is the one of the
+index's operator class. Anything else runs a sequential scan, silently.
+
+- :func:`check_query` inspects a SELECT (Core or ORM) and returns the problems: metric
+  or opclass mismatch, DESC, the function form (``cosine_distance(a, b)``), arithmetic on
+  the distance (``1 - distance``), no LIMIT, an expression other than the indexed one.
+  Only columns whose table declares vector indexes are checked.
+- :func:`install_query_checks` makes an engine warn (:class:`VectorIndexWarning`) when
+  it executes such a statement; the verdict is cached per compiled statement, so
+  repeats cost a dictionary lookup.
+- :func:`explain_index_usage` asks the server which vector index the plan uses.
+- :func:`measure_recall` compares the ANN answer with the exact one (recall@k).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, event, func, select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement, ColumnElement, Select, operators, visitors
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    Grouping,
+    Label,
+    UnaryExpression,
+)
+from sqlalchemy.sql.functions import Function
+from sqlalchemy.sql.schema import Column
+
+from .exc import VectorIndexWarning
+from .indexes import VectorIndexSpec, vector_index_spec
+from .metrics import METRICS
+
+__all__ = [
+    "IndexProblem",
+    "check_query",
+    "install_query_checks",
+    "IndexUsage",
+    "explain_index_usage",
+    "measure_recall",
+]
+
+_BY_OPERATOR = {m.operator: m.name for m in METRICS.values()}
+_BY_FUNCTION = {m.function: m.name for m in METRICS.values()}
+_ARITHMETIC = {
+    operators.add,
+    operators.sub,
+    operators.mul,
+    operators.truediv,
+    operators.neg,
+}
+
+
+@dataclass(frozen=True)
+class IndexProblem:
+    """Why no declared vector index can serve a query's ORDER BY.
+
+    ``column`` is ``table.column`` of the vector column ordered by; ``reasons`` one line
+    per declared vector index on it (naming the index) or for the whole statement.
+    """
+
+    column: str
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (
+            f"no vector index on {self.column} can serve this ORDER BY (sequential scan): "
+            + "; ".join(self.reasons)
+        )
+
+
+# --- reading the ORDER BY -----------------------------------------------------------------
+
+
+@dataclass
+class _Order:
+    metric: str | None  # None: a function form or arithmetic hides it
+    operand: ColumnElement[Any] | None  # the side that should be the indexed expression
+    desc: bool
+    function: str | None
+    arithmetic: bool
+    position: int
+
+
+def _strip(expr: Any, select_stmt: Select[Any]) -> tuple[Any, bool]:
+    """Unwrap groupings, labels, label references and ASC/DESC; return (expr, desc)."""
+    desc = False
+    for _ in range(20):
+        if isinstance(expr, UnaryExpression) and expr.modifier in (
+            operators.desc_op,
+            operators.asc_op,
+            operators.nulls_first_op,
+            operators.nulls_last_op,
+        ):
+            desc = desc or expr.modifier is operators.desc_op
+            expr = expr.element
+        elif isinstance(expr, (Grouping, Label)) or type(expr).__name__ == "_label_reference":
+            expr = expr.element
+        elif type(expr).__name__ == "_textual_label_reference":
+            name = expr.element
+            found = [c for c in select_stmt.selected_columns if getattr(c, "name", None) == name]
+            if not found:
+                return None, desc
+            expr = found[0]
+        else:
+            return expr, desc
+    return expr, desc
+
+
+def _distance_in(expr: Any) -> tuple[str, Any] | None:
+    """(metric, operand) of the first distance operator or function inside ``expr``."""
+    for node in visitors.iterate(expr):
+        if isinstance(node, BinaryExpression):
+            opstring = getattr(node.operator, "opstring", None)
+            if opstring in _BY_OPERATOR:
+                return _BY_OPERATOR[opstring], node.left
+        if isinstance(node, Function) and node.name in _BY_FUNCTION:
+            args = list(node.clauses)
+            return _BY_FUNCTION[node.name], args[0] if args else None
+    return None
+
+
+def _orders(stmt: Select[Any]) -> Iterator[_Order]:
+    for position, clause in enumerate(stmt._order_by_clauses):
+        expr, desc = _strip(clause, stmt)
+        if expr is None:
+            continue
+        if isinstance(expr, BinaryExpression):
+            opstring = getattr(expr.operator, "opstring", None)
+            if opstring in _BY_OPERATOR:
+                yield _Order(_BY_OPERATOR[opstring], expr.left, desc, None, False, position)
+                continue
+        if isinstance(expr, Function) and expr.name in _BY_FUNCTION:
+            args = list(expr.clauses)
+            operand = args[0] if args else None
+            yield _Order(_BY_FUNCTION[expr.name], operand, desc, expr.name, False, position)
+            continue
+        found = _distance_in(expr)
+        if found is not None:
+            yield _Order(found[0], found[1], desc, None, True, position)
+
+
+def _columns_of(expr: Any) -> list[Column[Any]]:
+    return [
+        node
+        for node in visitors.iterate(expr)
+        if isinstance(node, Column) and isinstance(node.table, Table)
+    ]
+
+
+def _vector_indexes(table: Table) -> list[tuple[str, VectorIndexSpec]]:
+    found = []
+    for index in table.indexes:
+        try:
+            spec = vector_index_spec(index)
+        except Exception:  # an invalid declaration is reported where it is declared
+            continue
+        if spec is not None and spec.expression is not None:
+            found.append((str(index.name), spec))
+    return found
+
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _sql(expr: Any) -> str | None:
+    try:
+        return str(expr.compile(dialect=_PG, compile_kwargs={"literal_binds": True}))
+    except Exception:
+        return None
+
+
+def _same_expression(a: Any, b: Any) -> bool:
+    """Structurally the same SQL, types of casts included (``compare()`` ignores them)."""
+    sa, sb = _sql(a), _sql(b)
+    if sa is not None and sb is not None:
+        return sa == sb
+    return bool(a.compare(b))
+
+
+def _describe(name: str, spec: VectorIndexSpec) -> str:
+    return f"index {name} ({spec.method}, {spec.opclass} on {_sql(spec.expression)})"
+
+
+def _operator(metric: str) -> str:
+    return METRICS[metric].operator
+
+
+def _check_select(stmt: Select[Any]) -> list[IndexProblem]:
+    problems: list[IndexProblem] = []
+    has_limit = stmt._limit_clause is not None
+    has_where = bool(stmt._where_criteria)
+    for order in _orders(stmt):
+        if order.operand is None:
+            continue
+        columns = _columns_of(order.operand)
+        candidates: list[tuple[str, VectorIndexSpec]] = []
+        for col in columns:
+            assert isinstance(col.table, Table)
+            for name, spec in _vector_indexes(col.table):
+                if any(c is col or c.compare(col) for c in _columns_of(spec.expression)):
+                    candidates.append((name, spec))
+        if not candidates:
+            continue  # no vector index declared for this column: nothing to say
+        col_name = f"{columns[0].table.name}.{columns[0].name}"
+        shared: list[str] = []
+        if order.position > 0:
+            shared.append(
+                "the distance is not the first ORDER BY key; an index scan needs it first"
+            )
+        if order.desc:
+            shared.append(
+                "ORDER BY ... DESC: vector indexes return nearest first only (ascending "
+                "distance; for the largest inner product order by max_inner_product(), "
+                "which is negative, ascending)"
+            )
+        if order.function is not None:
+            assert order.metric is not None
+            shared.append(
+                f"orders by the function {order.function}(); only the operator "
+                f"{_operator(order.metric)} can use an index: use "
+                f"col.{METRICS[order.metric].method}(q)"
+            )
+        if order.arithmetic:
+            shared.append(
+                "orders by an expression over the distance (e.g. 1 - distance); order by "
+                "the distance operator itself, ascending"
+            )
+        if not has_limit:
+            shared.append("no LIMIT: an index scan needs ORDER BY distance LIMIT k")
+        if shared:
+            names = ", ".join(name for name, _ in candidates)
+            problems.append(IndexProblem(col_name, (*shared, f"(indexes: {names})")))
+            continue
+        reasons: list[str] = []
+        served = False
+        for name, spec in candidates:
+            if not _same_expression(order.operand, spec.expression):
+                reasons.append(
+                    f"{_describe(name, spec)} indexes {_sql(spec.expression)} but the query "
+                    f"orders by {_sql(order.operand)}; repeat the indexed expression"
+                )
+            elif order.metric != spec.metric:
+                assert order.metric is not None
+                reasons.append(
+                    f"{_describe(name, spec)} serves {spec.metric} "
+                    f"({_operator(spec.metric)}) but the query orders by {order.metric} "
+                    f"({_operator(order.metric)}); use {METRICS[spec.metric].method}() or "
+                    f"add an index with metric={order.metric!r}"
+                )
+            elif spec.where is not None and not has_where:
+                reasons.append(
+                    f"{_describe(name, spec)} is partial (WHERE {_sql(spec.where)}) and the "
+                    "query has no WHERE implying it"
+                )
+            else:
+                served = True
+                break
+        if not served:
+            problems.append(IndexProblem(col_name, tuple(reasons)))
+    return problems
+
+
+def _selects(stmt: ClauseElement) -> Iterator[Select[Any]]:
+    seen: set[int] = set()
+    for node in visitors.iterate(stmt, {"column_collections": False}):
+        if isinstance(node, Select) and id(node) not in seen:
+            seen.add(id(node))
+            yield node
+
+
+def check_query(stmt: Any) -> list[IndexProblem]:
+    """The reasons no declared vector index can serve ``stmt``'s vector ORDER BY.
+
+    ``stmt`` is a Core or ORM :class:`~sqlalchemy.sql.Select` (subqueries and CTEs are
+    checked too); other statements give ``[]``. Only ORDER BY keys that are a pgvector
+    distance (operator or function form, possibly inside arithmetic) on a column whose
+    :class:`~sqlalchemy.Table` declares vector indexes are checked; an empty list means
+    at least one index can serve each of them (or none is declared).
+    """
+    if not isinstance(stmt, ClauseElement):
+        return []
+    problems: list[IndexProblem] = []
+    for select_stmt in _selects(stmt):
+        problems.extend(_check_select(select_stmt))
+    return problems
+
+
+# --- the engine hook ----------------------------------------------------------------------
+
+_verdicts: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+
+
+def _verdict(compiled: Any) -> tuple[str, ...]:
+    try:
+        return _verdicts[compiled]
+    except KeyError:
+        pass
+    statement = getattr(compiled, "statement", None)
+    messages = tuple(str(p) for p in check_query(statement)) if statement is not None else ()
+    with contextlib.suppress(TypeError):  # not weak-referenceable: not cached
+        _verdicts[compiled] = messages
+    return messages
+
+
+def _before_cursor_execute(
+    conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
+) -> None:
+    compiled = getattr(context, "compiled", None)
+    if compiled is None or not getattr(compiled, "isselect", False):
+        return
+    for message in _verdict(compiled):
+        warnings.warn(message, VectorIndexWarning, stacklevel=2)
+
+
+def install_query_checks(engine: Engine | AsyncEngine) -> None:
+    """Warn (:class:`~vecalchemy.exc.VectorIndexWarning`) when ``engine`` runs a SELECT
+    whose vector ORDER BY no declared index can serve (see :func:`check_query`).
+
+    Idempotent; sync or async engine. The verdict is cached per compiled statement
+    (SQLAlchemy reuses compiled forms), so a repeated statement costs one lookup. Turn
+    the warning into an error with ``warnings.simplefilter("error", VectorIndexWarning)``.
+    """
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    if not event.contains(sync, "before_cursor_execute", _before_cursor_execute):
+        event.listen(sync, "before_cursor_execute", _before_cursor_execute)
+
+
+# --- EXPLAIN -----------------------------------------------------------------------------
+
+
+class _Explain(Executable, ClauseElement):
+    """``EXPLAIN (FORMAT JSON, VERBOSE) <statement>`` with the statement's own binds."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain)
+def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON, VERBOSE) " + str(compiler.process(element.statement, **kw))
+
+
+@dataclass(frozen=True)
+class IndexUsage:
+    """What the planner chose: the vector indexes (``(name, method)``) its plan scans,
+    the other indexes it scans, and the plan as text lines (``Node Type on relation
+    using index``)."""
+
+    vector_indexes: tuple[tuple[str, str], ...]
+    other_indexes: tuple[str, ...]
+    plan: tuple[str, ...]
+
+    @property
+    def uses_vector_index(self) -> bool:
+        """Whether any HNSW/IVFFlat index serves the plan."""
+        return bool(self.vector_indexes)
+
+    @property
+    def index_names(self) -> tuple[str, ...]:
+        """Names of the vector indexes used."""
+        return tuple(name for name, _ in self.vector_indexes)
+
+
+def _walk(plan: dict[str, Any], depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    yield depth, plan
+    for child in plan.get("Plans", ()):
+        yield from _walk(child, depth + 1)
+
+
+_AM_SQL = text(
+    "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+    "WHERE c.oid = to_regclass(:name)"
+)
+
+
+def _sync(bind: Connection | Session) -> Connection:
+    return bind.connection() if isinstance(bind, Session) else bind
+
+
+def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
+    """Run ``EXPLAIN`` for ``stmt`` (with its bound values) and report the vector index(es)
+    the plan uses, if any.
+
+    ``bind`` is a sync Connection or Session; it runs in the current transaction, so
+    search settings and ``SET LOCAL enable_seqscan = off`` applied there count.
+    The statement is planned, not executed.
+    """
+    conn = _sync(bind)
+    raw = conn.execute(_Explain(stmt)).scalar_one()
+    doc = json.loads(raw) if isinstance(raw, str) else raw
+    vector: list[tuple[str, str]] = []
+    other: list[str] = []
+    lines: list[str] = []
+    preparer = conn.dialect.identifier_preparer
+    for depth, node in _walk(doc[0]["Plan"]):
+        line = node["Node Type"]
+        if "Relation Name" in node:
+            line += f" on {node['Relation Name']}"
+        index = node.get("Index Name")
+        if index is not None:
+            line += f" using {index}"
+            qualified = (
+                f"{preparer.quote_identifier(node['Schema'])}.{preparer.quote_identifier(index)}"
+                if "Schema" in node
+                else preparer.quote_identifier(index)
+            )
+            am = conn.execute(_AM_SQL, {"name": qualified}).scalar()
+            if am in ("hnsw", "ivfflat"):
+                vector.append((index, str(am)))
+            else:
+                other.append(index)
+        lines.append("  " * depth + line)
+    return IndexUsage(tuple(vector), tuple(other), tuple(lines))
+
+
+# --- recall ----------------------------------------------------------------------------
+
+
+def _first_column(rows: Iterable[Any], k: int) -> list[Any]:
+    out = []
+    for row in rows:
+        out.append(row[0])
+        if len(out) == k:
+            break
+    return out
+
+
+def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
+    """recall@k of ``stmt`` (an ANN query) against the exact answer.
+
+    Runs ``stmt`` as is (current search settings apply), then again with ``SET LOCAL
+    enable_indexscan = off`` (exact: a sequential scan and sort), and returns
+    ``|ANN top-k ∩ exact top-k| / |exact top-k|`` comparing the first selected column
+    (select the primary key first). ``enable_indexscan`` is restored afterwards. Returns
+    1.0 when the exact answer is empty. Raises :class:`ValueError` for a bad ``k``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    conn = _sync(bind)
+    ann = _first_column(conn.execute(stmt), k)
+    previous = conn.execute(select(func.current_setting("enable_indexscan"))).scalar_one()
+    conn.execute(select(func.set_config("enable_indexscan", "off", True)))
+    try:
+        exact = _first_column(conn.execute(stmt), k)
+    finally:
+        conn.execute(select(func.set_config("enable_indexscan", previous, True)))
+    if not exact:
+        return 1.0
+    return len(set(ann) & set(exact)) / len(exact)

@@ -1,0 +1,472 @@
+"""Search settings for pgvector's indexes, and two query shapes pgvector documents.
+
+``with search_settings(session, ef_search=100, hnsw_iterative_scan="relaxed_order"):``
+applies ``hnsw.ef_search`` ... with ``set_config(name, value, true)`` (= ``SET LOCAL``):
+visible to the rest of the current transaction only, restored on leaving the block, gone
+at commit/rollback. Every value is checked against the type and range pgvector declares
+(PGVECTOR_FACTS §5, pgvector src/hnsw.c, src/ivfflat.c) before anything is sent, and is
+sent as a bound parameter, never pasted into SQL. The vector library is loaded in the
+backend first: before it is loaded, ``hnsw.*`` settings are mere placeholders that
+silently revert to the default when it loads.
+
+The same settings as an execution option: ``install_search_options(engine)`` once, then
+``stmt.execution_options(vector_search={"ef_search": 100})``.
+
+Query shapes (pgvector README): :func:`iterative_search` (a materialized CTE, ordered by
+``distance + 0``, for filtered searches with iterative index scans) and
+:func:`binary_quantized_search` (ANN over ``binary_quantize``, exact re-rank).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import Select, bindparam, cast, event, select, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from .exc import SearchSettingError
+from .functions import binary_quantize
+from .metrics import METRICS
+from .types import Bit, VectorType
+
+__all__ = [
+    "SearchSettings",
+    "SEARCH_SETTINGS",
+    "search_settings",
+    "apply_search_settings",
+    "install_search_options",
+    "iterative_search",
+    "binary_quantized_search",
+]
+
+
+@dataclass(frozen=True)
+class _Guc:
+    name: str
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+#: field of :class:`SearchSettings` -> pgvector GUC (PGVECTOR_FACTS §5, pg_settings).
+SEARCH_SETTINGS: dict[str, _Guc] = {
+    "ef_search": _Guc("hnsw.ef_search", int, 1, 1000),
+    "hnsw_iterative_scan": _Guc(
+        "hnsw.iterative_scan", str, choices=("off", "relaxed_order", "strict_order")
+    ),
+    "max_scan_tuples": _Guc("hnsw.max_scan_tuples", int, 1, 2147483647),
+    "scan_mem_multiplier": _Guc("hnsw.scan_mem_multiplier", float, 1, 1000),
+    "probes": _Guc("ivfflat.probes", int, 1, 32768),
+    "ivfflat_iterative_scan": _Guc(
+        "ivfflat.iterative_scan", str, choices=("off", "relaxed_order")
+    ),
+    "max_probes": _Guc("ivfflat.max_probes", int, 1, 32768),
+}
+_BY_GUC = {g.name: f for f, g in SEARCH_SETTINGS.items()}
+
+
+def _check(field_name: str, value: Any) -> str:
+    """The checked value of one setting as the text ``set_config`` takes."""
+    guc = SEARCH_SETTINGS[field_name]
+    where = f"{field_name} ({guc.name})"
+    if guc.kind is str:
+        if not isinstance(value, str) or value not in guc.choices:
+            raise SearchSettingError(
+                f"{where} must be one of {', '.join(guc.choices)}, got {value!r}"
+            )
+        return value
+    if isinstance(value, bool):
+        raise SearchSettingError(f"{where} must be a number, got a bool ({value!r})")
+    if guc.kind is int:
+        if not isinstance(value, int):
+            raise SearchSettingError(
+                f"{where} must be an int between {guc.low:g} and {guc.high:g}, "
+                f"got {type(value).__name__} {value!r}"
+            )
+        number: float = value
+    else:
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SearchSettingError(
+                f"{where} must be a finite number between {guc.low:g} and {guc.high:g}, "
+                f"got {value!r}"
+            )
+        number = float(value)
+    assert guc.low is not None and guc.high is not None
+    if not guc.low <= number <= guc.high:
+        raise SearchSettingError(
+            f'{value!r} is outside the valid range for parameter "{guc.name}" '
+            f"({guc.low:g} .. {guc.high:g})"
+        )
+    return str(value) if guc.kind is int else repr(float(value))
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """pgvector's query-time settings, checked on construction.
+
+    ``ef_search`` (``hnsw.ef_search``, int 1..1000, default 40): HNSW candidate list
+    size; ``hnsw_iterative_scan`` (``off``/``relaxed_order``/``strict_order``, 0.8.0);
+    ``max_scan_tuples`` (int 1..2147483647, default 20000); ``scan_mem_multiplier``
+    (real 1..1000, multiple of ``work_mem``); ``probes`` (``ivfflat.probes``, int
+    1..32768, default 1); ``ivfflat_iterative_scan`` (``off``/``relaxed_order`` only);
+    ``max_probes`` (int 1..32768). ``None`` leaves a setting as it is.
+
+    Raises :class:`~vecalchemy.exc.SearchSettingError` naming the setting, the expected
+    type/range and the value (bools, strings for numbers, NaN/inf, out of range).
+    """
+
+    ef_search: int | None = None
+    hnsw_iterative_scan: str | None = None
+    max_scan_tuples: int | None = None
+    scan_mem_multiplier: float | None = None
+    probes: int | None = None
+    ivfflat_iterative_scan: str | None = None
+    max_probes: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                _check(f.name, value)
+
+    @classmethod
+    def from_gucs(cls, gucs: Mapping[str, Any]) -> SearchSettings:
+        """From pgvector's names: ``{"hnsw.ef_search": 100, "ivfflat.probes": 10}``."""
+        unknown = [name for name in gucs if name not in _BY_GUC]
+        if unknown:
+            raise SearchSettingError(
+                f"unknown search setting(s) {', '.join(map(repr, unknown))}; expected "
+                + ", ".join(_BY_GUC)
+            )
+        return cls(**{_BY_GUC[name]: value for name, value in gucs.items()})
+
+    def gucs(self) -> dict[str, str]:
+        """``{GUC name: checked text value}`` of the settings that are not ``None``."""
+        return {
+            SEARCH_SETTINGS[f.name].name: _check(f.name, getattr(self, f.name))
+            for f in fields(self)
+            if getattr(self, f.name) is not None
+        }
+
+
+def _settings(
+    settings: SearchSettings | Mapping[str, Any] | None, kw: Mapping[str, Any]
+) -> SearchSettings:
+    if settings is not None and kw:
+        raise SearchSettingError("pass either a SearchSettings or keywords, not both")
+    if isinstance(settings, SearchSettings):
+        return settings
+    given = dict(settings or kw)
+    unknown = [k for k in given if k not in SEARCH_SETTINGS and k not in _BY_GUC]
+    if unknown:
+        raise SearchSettingError(
+            f"unknown search setting(s) {', '.join(map(repr, unknown))}; expected "
+            + ", ".join(SEARCH_SETTINGS)
+        )
+    return SearchSettings(**{_BY_GUC.get(k, k): v for k, v in given.items()})
+
+
+_EXTENSION_SCHEMA = text(
+    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+    "WHERE e.extname = 'vector'"
+)
+_LOADED_KEY = "vecalchemy_vector_loaded"
+
+
+def _set_config_sql(n: int) -> Any:
+    items = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(n))
+    return text(f"SELECT {items}")
+
+
+def _get_config_sql(n: int) -> Any:
+    items = ", ".join(f"current_setting(:n{i})" for i in range(n))
+    return text(f"SELECT {items}")
+
+
+def _params(gucs: Mapping[str, str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for i, (name, value) in enumerate(gucs.items()):
+        params[f"n{i}"] = name
+        params[f"v{i}"] = value
+    return params
+
+
+def _sync_connection(bind: Connection | Session) -> Connection:
+    return bind.connection() if isinstance(bind, Session) else bind
+
+
+def _ensure_loaded(conn: Connection) -> None:
+    info = conn.connection.info
+    if not info.get(_LOADED_KEY):
+        schema = conn.execute(_EXTENSION_SCHEMA).scalar()
+        if schema is None:
+            raise SearchSettingError(
+                "the vector extension is not installed in this database (CREATE EXTENSION "
+                "vector); its search settings do not exist"
+            )
+        # any vector input function call loads vector.so in this backend
+        quoted = conn.dialect.identifier_preparer.quote_schema(str(schema))
+        conn.execute(text(f"SELECT '[1]'::{quoted}.vector"))
+        info[_LOADED_KEY] = True
+
+
+def _refuse_autocommit(conn: Connection) -> None:
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT" or (
+        getattr(conn.connection.dbapi_connection, "autocommit", False) is True
+    ):
+        raise SearchSettingError(
+            "search settings are applied with SET LOCAL and need a transaction; this "
+            "connection is AUTOCOMMIT, where they would last a single statement"
+        )
+
+
+def _apply(conn: Connection, gucs: Mapping[str, str]) -> None:
+    if not gucs:
+        return
+    _refuse_autocommit(conn)
+    _ensure_loaded(conn)
+    conn.execute(_set_config_sql(len(gucs)), _params(gucs))
+
+
+def _current(conn: Connection, names: list[str]) -> dict[str, str]:
+    _ensure_loaded(conn)
+    row = conn.execute(_get_config_sql(len(names)), _params(dict.fromkeys(names, ""))).one()
+    return dict(zip(names, (str(v) for v in row), strict=True))
+
+
+def apply_search_settings(
+    bind: Connection | Session,
+    settings: SearchSettings | Mapping[str, Any] | None = None,
+    **kw: Any,
+) -> SearchSettings:
+    """Apply search settings for the rest of the current transaction (``SET LOCAL``).
+
+    ``bind`` is a sync Connection or Session (a transaction is begun if none is);
+    settings as a :class:`SearchSettings`, a mapping, or keywords (``ef_search=100``).
+    Returns the checked settings. Raises
+    :class:`~vecalchemy.exc.SearchSettingError` before sending anything for a bad value,
+    or for an AUTOCOMMIT connection (no transaction to scope ``SET LOCAL`` to). For
+    async use ``await conn.run_sync(apply_search_settings, ...)`` or
+    :func:`search_settings` with ``async with``.
+    """
+    checked = _settings(settings, kw)
+    _apply(_sync_connection(bind), checked.gucs())
+    return checked
+
+
+class search_settings:  # noqa: N801 - used like contextlib's context managers
+    """``with``/``async with`` block applying search settings, restored on leaving.
+
+    ``with search_settings(session, ef_search=100): ...`` for a sync Connection or
+    Session; ``async with search_settings(async_session, probes=10): ...`` for an
+    AsyncConnection or AsyncSession. Inside the block the settings hold for the current
+    transaction (``set_config(name, value, true)``, so ``current_setting()`` shows them);
+    on a normal exit the previous values are set back (still transaction-local); after
+    commit or rollback they are gone as any ``SET LOCAL``.
+
+    Raises :class:`~vecalchemy.exc.SearchSettingError` on construction for a bad value
+    (nothing is sent), and on entry for an AUTOCOMMIT connection.
+    """
+
+    def __init__(
+        self,
+        bind: Connection | Session | AsyncConnection | AsyncSession,
+        settings: SearchSettings | Mapping[str, Any] | None = None,
+        **kw: Any,
+    ) -> None:
+        self.bind = bind
+        self.settings = _settings(settings, kw)
+        self._gucs = self.settings.gucs()
+        self._previous: dict[str, str] = {}
+        self._transaction: Any = None
+
+    # sync
+    def _enter(self, bind: Connection | Session) -> None:
+        conn = _sync_connection(bind)
+        _refuse_autocommit(conn)
+        if self._gucs:
+            self._previous = _current(conn, list(self._gucs))
+            _apply(conn, self._gucs)
+        self._transaction = conn.get_transaction()
+
+    def _exit(self, bind: Connection | Session) -> None:
+        if not self._previous:
+            return
+        in_same = (
+            bind.get_transaction() is not None
+            if isinstance(bind, Session)
+            else bind.get_transaction() is self._transaction
+        )
+        if in_same and bind.in_transaction():
+            conn = _sync_connection(bind)
+            if conn.get_transaction() is self._transaction:
+                conn.execute(_set_config_sql(len(self._previous)), _params(self._previous))
+
+    def __enter__(self) -> SearchSettings:
+        if not isinstance(self.bind, (Connection, Session)):
+            raise TypeError(
+                f"use 'async with' for {type(self.bind).__name__}; 'with' takes a "
+                "Connection or Session"
+            )
+        self._enter(self.bind)
+        return self.settings
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            assert isinstance(self.bind, (Connection, Session))
+            self._exit(self.bind)
+
+    # async: the same work on the sync objects underneath
+    async def __aenter__(self) -> SearchSettings:
+        if not isinstance(self.bind, (AsyncConnection, AsyncSession)):
+            raise TypeError(
+                f"use 'with' for {type(self.bind).__name__}; 'async with' takes an "
+                "AsyncConnection or AsyncSession"
+            )
+        await self.bind.run_sync(self._enter)
+        return self.settings
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            assert isinstance(self.bind, (AsyncConnection, AsyncSession))
+            await self.bind.run_sync(self._exit)
+
+
+# --- execution option -----------------------------------------------------------------
+
+#: execution option read by :func:`install_search_options`
+SEARCH_OPTION = "vector_search"
+
+
+def _before_execute(
+    conn: Connection,
+    clauseelement: Any,
+    multiparams: Any,
+    params: Any,
+    execution_options: Mapping[str, Any],
+) -> None:
+    requested = execution_options.get(SEARCH_OPTION)
+    if requested is None and hasattr(clauseelement, "get_execution_options"):
+        requested = clauseelement.get_execution_options().get(SEARCH_OPTION)
+    if requested is None:
+        requested = conn.get_execution_options().get(SEARCH_OPTION)
+    if requested is None:
+        return
+    settings = _settings(requested, {}) if not isinstance(requested, SearchSettings) else requested
+    _apply(conn, settings.gucs())
+
+
+def install_search_options(engine: Engine | AsyncEngine) -> None:
+    """Honour ``execution_options(vector_search=...)`` on ``engine`` (idempotent).
+
+    The option takes a :class:`SearchSettings` or a mapping
+    (``{"ef_search": 100}`` or ``{"hnsw.ef_search": 100}``) on a statement, a
+    Connection or the engine; before the statement runs the settings are applied with
+    ``SET LOCAL`` for the rest of its transaction (ORM and Core, sync and async). Bad
+    values raise :class:`~vecalchemy.exc.SearchSettingError` before anything is sent.
+    """
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    if not event.contains(sync, "before_execute", _before_execute):
+        event.listen(sync, "before_execute", _before_execute)
+
+
+# --- query shapes -----------------------------------------------------------------------
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def iterative_search(
+    stmt: Select[Any],
+    distance: ColumnElement[Any],
+    k: int,
+    *,
+    max_distance: float | None = None,
+    name: str = "nearest",
+) -> Select[Any]:
+    """The filtered-search shape for iterative index scans (pgvector README, 0.8.0).
+
+    ``stmt`` selects the wanted columns with its filters (``select(Doc.id).where(
+    Doc.category == 3)``); ``distance`` is the distance expression the index serves
+    (``Doc.embedding.cosine_distance(q)``). Returns::
+
+        WITH nearest AS MATERIALIZED (<stmt + distance AS distance ORDER BY distance LIMIT k>)
+        SELECT * FROM nearest [WHERE distance < max_distance] ORDER BY distance + 0
+
+    With ``hnsw_iterative_scan="relaxed_order"`` (or IVFFlat's) the scan continues until
+    ``k`` rows pass the filters; the outer ``ORDER BY distance + 0`` restores exact order
+    (the ``+ 0`` keeps PostgreSQL 17+ from reusing the CTE's order). A distance filter
+    belongs outside the CTE, as here. Raises :class:`ValueError` for a bad ``k``.
+    """
+    _positive_int("k", k)
+    labelled = distance.label("distance")
+    inner = stmt.add_columns(labelled).order_by(labelled).limit(k)
+    nearest = inner.cte(name).prefix_with("MATERIALIZED")
+    outer = select(nearest)
+    if max_distance is not None:
+        outer = outer.where(nearest.c.distance < max_distance)
+    return outer.order_by(nearest.c.distance + 0)
+
+
+def binary_quantized_search(
+    stmt: Select[Any],
+    column: Any,
+    query: Any,
+    k: int,
+    *,
+    candidates: int | None = None,
+    metric: str | None = None,
+    bq_metric: str = "hamming",
+) -> Select[Any]:
+    """ANN over ``binary_quantize(column)`` then an exact re-rank (pgvector README).
+
+    ``stmt`` selects the wanted columns; ``column`` is the ``Vector(dim)`` column (it is
+    added to the candidates if ``stmt`` does not select it); ``query`` the query vector.
+    Returns::
+
+        SELECT * FROM (<stmt> ORDER BY binary_quantize(column)::bit(dim) <~>
+                       binary_quantize(query) LIMIT candidates) AS candidates
+        ORDER BY candidates.column <=> query LIMIT k
+
+    served by ``HnswIndex(name, cast(binary_quantize(col), Bit(dim)), metric="hamming")``.
+    ``candidates`` defaults to ``4 * k``; ``metric`` (the exact re-rank) defaults to the
+    column's declared metric. Raises :class:`ValueError` for bad ``k``/``candidates``
+    and :class:`TypeError` for a column that is not a dense vector with a dimension.
+    """
+    _positive_int("k", k)
+    n = _positive_int("candidates", candidates if candidates is not None else 4 * k)
+    col = column.__clause_element__() if hasattr(column, "__clause_element__") else column
+    vtype = getattr(col, "type", None)
+    if not isinstance(vtype, VectorType) or vtype.sql_type not in ("vector", "halfvec"):
+        raise TypeError(f"column must be a Vector/HalfVec column, got {vtype!r}")
+    if vtype.dim is None:
+        raise TypeError(
+            "column must have a dimension: the index is on binary_quantize(col)::bit(dim)"
+        )
+    rerank_metric = metric or vtype.metric
+    if rerank_metric is None or rerank_metric not in METRICS:
+        raise ValueError(
+            f"give metric= for the exact re-rank ({vtype!r} declares none)"
+            if rerank_metric is None
+            else f"unknown metric {rerank_metric!r}"
+        )
+    bq_method = METRICS[bq_metric].method
+    quantized = cast(binary_quantize(col), Bit(vtype.dim))
+    query_bits = binary_quantize(bindparam(None, query, type_=type(vtype)(vtype.dim)))
+    selected = {c.key for c in stmt.selected_columns}
+    key = col.key
+    inner = stmt if key in selected else stmt.add_columns(col)
+    inner = inner.order_by(getattr(quantized, bq_method)(query_bits)).limit(n)
+    sub = inner.subquery("candidates")
+    exact = getattr(sub.c[key], METRICS[rerank_metric].method)(query)
+    return select(sub).order_by(exact).limit(k)
