@@ -31,6 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Float, MetaData, create_engine, func, literal, select, text
+from sqlalchemy import Table as SaTable
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import DropIndex
+from sqlalchemy.sql import Select
+
+from vecalchemy import SparseVector
+from vecalchemy.bulk import copy_rows
+from vecalchemy.indexes import build_vector_index
+
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # models.py and the _*.py helpers live next to this file
@@ -38,19 +52,7 @@ if str(HERE) not in sys.path:
 import _corpus  # noqa: E402
 import _embed  # noqa: E402
 import _questions  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 from models import DIM, VOCAB, Base, Passage  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from sqlalchemy import Float, create_engine, func, literal, select, text  # noqa: E402
-from sqlalchemy.engine import Connection, Engine  # noqa: E402
-from sqlalchemy.schema import DropIndex  # noqa: E402
-from sqlalchemy.sql import Select  # noqa: E402
-
-from vecalchemy import SparseVector  # noqa: E402
-from vecalchemy.bulk import copy_rows  # noqa: E402
-from vecalchemy.indexes import build_vector_index  # noqa: E402
 
 INDEX_NAME = "ix_passage_embedding"
 EF_SEARCH = (10, 20, 40, 80, 160, 320)
@@ -123,7 +125,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keep",
         action="store_true",
         help="keep the data for exploring with psql (on a server started for this run, "
-        "wait for Enter before stopping it); default: downgrade the schema at the end",
+        "wait for Enter before stopping it); default: drop the example's tables at the end",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -158,6 +160,8 @@ class Results:
     recall: list[tuple[int, float, float]] = field(default_factory=list)  # ef, recall, ms
     exact_ms: float = 0.0
     plot: Path | None = None
+    revision: str | None = None  # Alembic revision after upgrade head
+    index_definition: str | None = None  # pg_get_indexdef of the HNSW index after the build
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -191,22 +195,17 @@ def alembic_config(url: str) -> Any:
 
 
 def upgrade_schema(url: str) -> None:
-    """``alembic upgrade head`` of examples/alembic (creates the extension, table, index)."""
-    if not (HERE / "alembic" / "env.py").exists():  # TEMPORARY until examples/alembic lands
-        Base.metadata.create_all(create_engine(url))
-        return
+    """``alembic upgrade head`` of examples/alembic: the extension, the table, its indexes."""
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
 
 
-def downgrade_schema(url: str) -> None:
-    if not (HERE / "alembic" / "env.py").exists():  # TEMPORARY until examples/alembic lands
-        Base.metadata.drop_all(create_engine(url))
-        return
-    from alembic import command
-
-    command.downgrade(alembic_config(url), "base")
+def remove_schema(engine: Engine) -> None:
+    """Drop what the migration made except the extension (other objects of the database
+    may use it; the migration's own downgrade would drop it), and Alembic's version table."""
+    Base.metadata.drop_all(engine)
+    SaTable("alembic_version", MetaData()).drop(engine, checkfirst=True)
 
 
 # --- corpus and embeddings ---------------------------------------------------------------------
@@ -503,6 +502,18 @@ def main(argv: Sequence[str] | None = None) -> Results:
         url, started_here = database_url(args)
         upgrade_schema(url)
         engine = create_engine(url, plugins=["vecalchemy"])
+        with engine.connect() as conn:
+            results.revision = conn.execute(
+                text("SELECT version_num FROM alembic_version")
+            ).scalar()
+            version = conn.execute(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            ).scalar()
+        console.print(
+            f"database: {engine.url.render_as_string(hide_password=True)}\n"
+            f"pgvector {version}; schema by alembic upgrade head (examples/alembic), "
+            f"revision {results.revision}"
+        )
 
     with stage(console, results, "corpus"):
         only = [m.strip() for m in args.modules.split(",")] if args.modules else None
@@ -521,6 +532,11 @@ def main(argv: Sequence[str] | None = None) -> Results:
 
     with stage(console, results, "load (binary COPY) and HNSW index build"):
         load(engine, data, progress)
+        with engine.connect() as conn:
+            results.index_definition = conn.execute(
+                text("SELECT pg_get_indexdef(to_regclass(:name))"), {"name": INDEX_NAME}
+            ).scalar()
+        console.print(f"index: {results.index_definition}")
 
     with stage(console, results, "questions"), engine.connect() as conn:
         questions = list(_questions.DEMO_QUESTIONS) + list(args.question)
@@ -590,8 +606,7 @@ def main(argv: Sequence[str] | None = None) -> Results:
         if started_here and sys.stdin.isatty():
             input("the server stops when this program ends; press Enter to stop it ")
     else:
-        engine.dispose()
-        downgrade_schema(url)
+        remove_schema(engine)
     engine.dispose()
     return results
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from vecalchemy.pytest_plugin import libpq_conninfo
@@ -81,6 +82,22 @@ def search_run(
         ]
     )
     return results, schema
+
+
+def test_semantic_search_creates_its_schema_with_the_alembic_project(
+    search_run: tuple[Any, str],
+) -> None:
+    results, _ = search_run
+    heads = ScriptDirectory(str(EXAMPLES / "alembic")).get_heads()
+    assert [results.revision] == heads
+
+
+def test_semantic_search_builds_the_hnsw_cosine_index(search_run: tuple[Any, str]) -> None:
+    results, schema = search_run
+    assert results.index_definition == (
+        f"CREATE INDEX ix_passage_embedding ON {schema}.passage USING hnsw "
+        "(embedding vector_cosine_ops) WITH (m='16', ef_construction='64')"
+    )
 
 
 def test_semantic_search_finds_hashlib_sha256_for_a_sha256_question(
