@@ -15,13 +15,14 @@ it registers them (migrations that use them import it). Autogenerate comparators
 Types render as ``vecalchemy.Vector(768)`` with ``import vecalchemy`` added to the
 migration; if env.py sets its own ``render_item``, call :func:`render_item` from it.
 
-Alembic imports its plugins while it is itself being imported, so this module imports
-nothing of Alembic at that moment; the rest loads on first use.
+Alembic >= 1.18 imports its plugins while it is itself being imported, so there this
+module imports nothing of Alembic; the rest loads on first use (the comparators, a
+migration's ``import vecalchemy_alembic.ops``, or :func:`register`).
 """
 
 from __future__ import annotations
 
-import sys
+from importlib import metadata
 from typing import Any
 
 __all__ = [
@@ -49,17 +50,13 @@ _OPS = (
 _registered = False
 
 
-def _alembic_ready() -> bool:
-    """False while ``import alembic`` is still running (it sets ``__version__`` last)."""
-    mod = sys.modules.get("alembic")
-    return mod is None or hasattr(mod, "__version__")
-
-
-def _has_plugins() -> bool:
-    """Alembic >= 1.18 has the plugin system and priority-ordered comparators."""
-    from alembic import util
-
-    return hasattr(util, "DispatchPriority")
+def _alembic_version() -> tuple[int, ...]:
+    """The installed Alembic's version, read without importing Alembic."""
+    try:
+        version = metadata.version("alembic")
+    except metadata.PackageNotFoundError:
+        return (0,)
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
 
 
 def _priority() -> dict[str, Any]:
@@ -122,8 +119,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-if _alembic_ready():
-    from . import ops, render  # noqa: F401  (importing registers them)
-
-    if not _has_plugins():  # no plugin system: importing is registering
-        register()
+if _alembic_version() < (1, 18):  # no plugin system: importing is registering
+    register()
