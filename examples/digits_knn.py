@@ -42,12 +42,20 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql import ColumnElement, Select
 
-from vecalchemy import Bit, HalfVec, Vector, binary_quantize
-from vecalchemy.bulk import copy_rows
-from vecalchemy.indexes import HnswIndex, build_vector_index
+from vecalchemy import (
+    Bit,
+    HalfVec,
+    HnswIndex,
+    Vector,
+    binary_quantize,
+    build_vector_index,
+    copy_rows,
+    explain_index_usage,
+    search_settings,
+)
 
 DIM = 64
 
@@ -203,16 +211,6 @@ def methods(k: int, rerank: int) -> dict[str, tuple[Select[Any], str | None]]:
     }
 
 
-def explain(conn: Connection, stmt: Select[Any]) -> str:
-    compiled = stmt.compile(conn)
-    rows = conn.exec_driver_sql(f"EXPLAIN (COSTS OFF) {compiled}", compiled.params).scalars()
-    return "\n".join(rows)
-
-
-def set_ef_search(conn: Connection, ef: int) -> None:
-    conn.execute(text("SELECT set_config('hnsw.ef_search', :v, true)"), {"v": str(int(ef))})
-
-
 # --- the program --------------------------------------------------------------------------------
 
 
@@ -318,12 +316,11 @@ def main(argv: Sequence[str] | None = None) -> Results:
     plans: dict[str, str] = {}
     with engine.connect() as conn:
         for name, (nn_stmt, index_name) in methods(k, args.rerank).items():
-            with conn.begin():
-                set_ef_search(conn, args.ef_search)
+            with conn.begin(), search_settings(conn, ef_search=args.ef_search):
                 rows = conn.execute(nn_stmt).all()
                 pred_rows = conn.execute(vote(nn_stmt)).all()
-                plan = explain(conn, nn_stmt)
-            plans[name] = plan
+                usage = explain_index_usage(conn, nn_stmt)
+            plans[name] = "\n".join(usage.plan)
             by_query: dict[int, set[int]] = {}
             for r in rows:
                 by_query.setdefault(r.query_id, set()).add(r.neighbor_id)
@@ -339,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> Results:
             results.recall[name] = float(
                 np.mean([len(a & b) / k for a, b in zip(ids, exact_sets, strict=True)])
             )
-            used = index_name is not None and index_name in plan
+            used = index_name is not None and index_name in usage.index_names
             results.index_used[name] = used
             table.add_row(
                 name,

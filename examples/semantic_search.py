@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -41,9 +40,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DropIndex
 from sqlalchemy.sql import Select
 
-from vecalchemy import SparseVector
-from vecalchemy.bulk import copy_rows
-from vecalchemy.indexes import build_vector_index
+from vecalchemy import (
+    SparseVector,
+    build_vector_index,
+    copy_rows,
+    explain_index_usage,
+    measure_recall,
+    search_settings,
+)
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -354,14 +358,6 @@ def first_line(s: str) -> str:
     return s.strip().splitlines()[0] if s.strip() else ""
 
 
-_VECTOR_LITERAL = re.compile(r"'\[((?:[^,\]]*,){3}[^,\]]*),[^\]]*\]'")
-
-
-def shorten_vectors(plan: str) -> str:
-    """EXPLAIN text with vector literals cut to their first elements."""
-    return _VECTOR_LITERAL.sub(lambda m: f"'[{m.group(1)},...]'", plan)
-
-
 def result_table(title: str, rows: Sequence[Any], score: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
@@ -403,16 +399,6 @@ def hit_rates(
 # --- index evidence and recall ------------------------------------------------------------------
 
 
-def set_ef_search(conn: Connection, ef: int) -> None:
-    conn.execute(text("SELECT set_config('hnsw.ef_search', :v, true)"), {"v": str(int(ef))})
-
-
-def explain(conn: Connection, stmt: Select[Any]) -> str:
-    compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
-    rows = conn.exec_driver_sql(f"EXPLAIN (COSTS OFF) {compiled}").scalars()
-    return "\n".join(rows)
-
-
 def recall_queries(data: Embedded, n: int) -> np.ndarray:
     """The labelled questions' vectors, then passages' vectors chosen with a fixed seed."""
     questions = data.encode_dense(list(_questions.QUESTIONS))
@@ -422,40 +408,37 @@ def recall_queries(data: Embedded, n: int) -> np.ndarray:
     return np.concatenate([questions, data.dense[np.sort(picks)]])[:n]
 
 
-def _top_ids(conn: Connection, q: np.ndarray, k: int) -> tuple[list[int], float]:
+def top_ids(q: np.ndarray, k: int) -> Select[Any]:
+    """The ids of the ``k`` nearest passages (the primary key first, as measure_recall needs)."""
+    return select(Passage.id).order_by(Passage.embedding.cosine_distance(q)).limit(k)
+
+
+def _timed(conn: Connection, stmt: Select[Any]) -> float:
     t0 = time.perf_counter()
-    ids = list(
-        conn.execute(
-            select(Passage.id).order_by(Passage.embedding.cosine_distance(q)).limit(k)
-        ).scalars()
-    )
-    return ids, (time.perf_counter() - t0) * 1000
+    conn.execute(stmt).all()
+    return (time.perf_counter() - t0) * 1000
 
 
 def measure(
     engine: Engine, queries: np.ndarray, ef_values: Sequence[int], k: int = 10
 ) -> tuple[list[tuple[int, float, float]], float]:
-    """recall@k and median latency (ms) at each ef_search; the exact search's latency."""
-    with engine.connect() as conn:
-        conn.execute(text("SET LOCAL enable_indexscan = off"))
-        exact, exact_ms = [], []
-        for q in queries:
-            ids, ms = _top_ids(conn, q, k)
-            exact.append(set(ids))
-            exact_ms.append(ms)
-        conn.rollback()
+    """Mean recall@k against exact search and median latency (ms) at each
+    ``hnsw.ef_search``; the median latency of the exact search (``enable_indexscan``
+    off, a sequential scan)."""
     out = []
     with engine.connect() as conn:
+        with conn.begin():
+            conn.execute(select(func.set_config("enable_indexscan", "off", True)))
+            exact_ms = float(np.median([_timed(conn, top_ids(q, k)) for q in queries]))
         for ef in ef_values:
-            with conn.begin():
-                set_ef_search(conn, ef)
-                found, times = [], []
-                for q, truth in zip(queries, exact, strict=True):
-                    ids, ms = _top_ids(conn, q, k)
-                    found.append(len(truth.intersection(ids)) / k)
-                    times.append(ms)
-            out.append((ef, float(np.mean(found)), float(np.median(times))))
-    return out, float(np.median(exact_ms))
+            with conn.begin(), search_settings(conn, ef_search=ef):
+                recalls, times = [], []
+                for q in queries:
+                    stmt = top_ids(q, k)
+                    times.append(_timed(conn, stmt))
+                    recalls.append(measure_recall(conn, stmt, k))
+            out.append((ef, float(np.mean(recalls)), float(np.median(times))))
+    return out, exact_ms
 
 
 def plot(path: Path, recall: list[tuple[int, float, float]], exact_ms: float, n: int) -> Path:
@@ -581,10 +564,11 @@ def main(argv: Sequence[str] | None = None) -> Results:
 
     with stage(console, results, "index evidence and recall"):
         with engine.connect() as conn:
-            results.plan = explain(conn, dense_query(dq[0], args.top_k))
-        results.index_used = INDEX_NAME in results.plan
+            usage = explain_index_usage(conn, dense_query(dq[0], args.top_k))
+        results.plan = "\n".join(usage.plan)
+        results.index_used = INDEX_NAME in usage.index_names
         console.print(f"EXPLAIN of the dense query for {questions[0]!r}:")
-        console.print(shorten_vectors(results.plan), markup=False)
+        console.print(results.plan, markup=False)
         verdict = "serves" if results.index_used else "does NOT serve"
         console.print(f"-> the HNSW index {INDEX_NAME} {verdict} the query")
         queries = recall_queries(data, args.recall_queries)

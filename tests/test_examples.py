@@ -130,7 +130,7 @@ def test_semantic_search_hit_rates_count_only_questions_answerable_in_the_corpus
 def test_semantic_search_explain_shows_the_hnsw_index(search_run: tuple[Any, str]) -> None:
     results, _ = search_run
     assert results.index_used
-    assert "Index Scan using ix_passage_embedding on passage" in results.plan
+    assert "Index Scan on passage using ix_passage_embedding" in results.plan
 
 
 def test_semantic_search_recall_reaches_exact_at_high_ef_search(
