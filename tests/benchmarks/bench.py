@@ -1,0 +1,500 @@
+"""vecalchemy vs pgvector-python vs raw psycopg, same server, same process, alternated runs.
+
+Run by hand (pytest does not collect this folder)::
+
+    python tests/benchmarks/bench.py                      # N=20000, dim=768, 5 repeats
+    python tests/benchmarks/bench.py --n 2000 --repeats 3 # quick look
+    python tests/benchmarks/bench.py --curve              # N = 10k, 50k, 200k (no peer)
+
+Workloads (each implementation in turn, order rotated every repeat, medians printed):
+
+- insert: ``INSERT`` of ``(id, embedding)`` rows from NumPy arrays, executemany
+  (vecalchemy Core and ORM bulk through SQLAlchemy; pgvector-python's SQLAlchemy type;
+  raw psycopg ``executemany`` with a binary NumPy dumper);
+- copy: ``copy_rows`` vs the near limit, ``COPY ... (FORMAT BINARY)`` of one NumPy
+  buffer encoded for the whole matrix;
+- fetch: every ``(id, embedding)`` row (vecalchemy Core with binary results and
+  ``fetch_matrix``; pgvector-python; raw psycopg binary cursor), plus peak memory;
+- topk: 200 top-10 HNSW cosine queries, mean latency per query.
+
+The server is vecalchemy's test server (``VECALCHEMY_DATABASE_URL`` or the embedded one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import psycopg
+import sqlalchemy
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import Format
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from tabulate import tabulate
+
+import vecalchemy
+from vecalchemy import Vector, copy_rows, fetch_matrix
+from vecalchemy.bulk import COPY_SIGNATURE, COPY_TRAILER
+from vecalchemy.pytest_plugin import libpq_conninfo
+from vecalchemy.testing import database_url
+
+TABLE = "bench_items"
+
+
+# --- raw psycopg: the tightest binary adapters one can write -------------------------------
+
+
+class RawDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: np.ndarray) -> bytes:
+        return struct.pack(">HH", obj.shape[0], 0) + obj.astype(">f4", copy=False).tobytes()
+
+
+class RawLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> np.ndarray:
+        return np.frombuffer(data, dtype=">f4", offset=4).astype(np.float32)
+
+
+def raw_connect(url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(libpq_conninfo(url))
+    oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]  # type: ignore[index]
+    conn.rollback()
+    conn.adapters.register_dumper(np.ndarray, type("D", (RawDumper,), {"oid": oid}))
+    conn.adapters.register_loader(oid, RawLoader)
+    return conn
+
+
+# --- the three contestants ---------------------------------------------------------------
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def make_models(dim: int) -> tuple[Table, type, Table]:
+    """vecalchemy Core table + ORM class, and pgvector-python's Core table."""
+    from pgvector.sqlalchemy import VECTOR as PgvectorVECTOR
+
+    ours = Table(
+        TABLE,
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("embedding", Vector(dim)),
+    )
+    item = type(
+        "Item",
+        (Base,),
+        {
+            "__tablename__": TABLE,
+            "__annotations__": {"id": Mapped[int], "embedding": Mapped[np.ndarray]},
+            "id": mapped_column(Integer, primary_key=True),
+            "embedding": mapped_column(Vector(dim)),
+        },
+    )
+    peer = Table(
+        TABLE,
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("embedding", PgvectorVECTOR(dim)),
+    )
+    return ours, item, peer
+
+
+class Bench:
+    def __init__(self, url: str, n: int, dim: int, peers: bool) -> None:
+        self.url, self.n, self.dim, self.peers = url, n, dim, peers
+        rng = np.random.default_rng(42)
+        self.matrix = rng.standard_normal((n, dim)).astype(np.float32)
+        self.ids = np.arange(n)
+        self.ours, self.Item, self.peer = make_models(dim)
+        self.engine = create_engine(url, plugins=["vecalchemy"])
+        self.plain = create_engine(url)  # pgvector-python runs on a plain engine
+        self.raw = raw_connect(url)
+        with self.raw.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
+            cur.execute(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, embedding vector({dim}))")
+        self.raw.commit()
+        self.queries = [self.matrix[i] + 0.01 for i in rng.integers(0, n, 200)]
+
+    def truncate(self) -> None:
+        self.raw.execute(f"TRUNCATE {TABLE}")
+        self.raw.commit()
+
+    def load(self) -> None:
+        self.truncate()
+        self.copy_raw()
+
+    # insert ---------------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"id": i, "embedding": v} for i, v in zip(range(self.n), self.matrix, strict=True)]
+
+    def insert_core(self) -> None:
+        rows = self.rows()
+        with self.engine.begin() as conn:
+            conn.execute(insert(self.ours), rows)
+
+    def insert_orm(self) -> None:
+        rows = self.rows()
+        with Session(self.engine) as session:
+            session.execute(insert(self.Item), rows)
+            session.commit()
+
+    def insert_peer(self) -> None:
+        rows = self.rows()
+        with self.plain.begin() as conn:
+            conn.execute(insert(self.peer), rows)
+
+    def insert_raw(self) -> None:
+        params = list(zip(range(self.n), self.matrix, strict=True))
+        with self.raw.cursor() as cur:
+            cur.executemany(f"INSERT INTO {TABLE} (id, embedding) VALUES (%s, %b)", params)
+        self.raw.commit()
+
+    # copy -----------------------------------------------------------------------------------
+    def copy_ours(self) -> None:
+        with self.engine.begin() as conn:
+            copy_rows(conn, self.ours, {"id": self.ids, "embedding": self.matrix}, progress=False)
+
+    def copy_raw(self) -> None:
+        """Near the limit: the whole matrix encoded into one NumPy buffer, one write."""
+        rec = np.empty(
+            self.n,
+            [
+                ("nf", ">i2"),
+                ("l0", ">i4"),
+                ("id", ">i4"),
+                ("l1", ">i4"),
+                ("d", ">u2"),
+                ("u", ">u2"),
+                ("v", ">f4", self.dim),
+            ],
+        )
+        rec["nf"], rec["l0"], rec["id"] = 2, 4, self.ids
+        rec["l1"], rec["d"], rec["u"], rec["v"] = 4 + 4 * self.dim, self.dim, 0, self.matrix
+        with (
+            self.raw.cursor() as cur,
+            cur.copy(f"COPY {TABLE} (id, embedding) FROM STDIN (FORMAT BINARY)") as cp,
+        ):
+            cp.write(COPY_SIGNATURE)
+            cp.write(rec.data)
+            cp.write(COPY_TRAILER)
+        self.raw.commit()
+
+    # fetch ----------------------------------------------------------------------------------
+    def fetch_core(self) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(self.ours.c.id, self.ours.c.embedding)).all()
+
+    def fetch_orm(self) -> Any:
+        with Session(self.engine) as session:
+            return session.scalars(select(self.Item)).all()
+
+    def fetch_matrix(self) -> Any:
+        with self.engine.connect() as conn:
+            return fetch_matrix(conn, self.ours.c.embedding)
+
+    def fetch_peer(self) -> Any:
+        with self.plain.connect() as conn:
+            return conn.execute(select(self.peer.c.id, self.peer.c.embedding)).all()
+
+    def fetch_raw(self) -> Any:
+        with self.raw.cursor(binary=True) as cur:
+            cur.execute(f"SELECT id, embedding FROM {TABLE}")
+            rows = cur.fetchall()
+        self.raw.rollback()
+        return rows
+
+    # top-k ----------------------------------------------------------------------------------
+    def topk_ours(self) -> None:
+        col = self.ours.c.embedding
+        with self.engine.connect() as conn:
+            for q in self.queries:
+                conn.execute(
+                    select(self.ours.c.id).order_by(col.cosine_distance(q)).limit(10)
+                ).all()
+
+    def topk_ours_prebuilt(self) -> None:
+        stmt = (
+            select(self.ours.c.id)
+            .order_by(
+                self.ours.c.embedding.cosine_distance(
+                    sqlalchemy.bindparam("q", type_=Vector(self.dim))
+                )
+            )
+            .limit(10)
+        )
+        with self.engine.connect() as conn:
+            for q in self.queries:
+                conn.execute(stmt, {"q": q}).all()
+
+    def topk_peer(self) -> None:
+        col = self.peer.c.embedding
+        with self.plain.connect() as conn:
+            for q in self.queries:
+                conn.execute(
+                    select(self.peer.c.id).order_by(col.cosine_distance(q)).limit(10)
+                ).all()
+
+    def topk_raw(self) -> None:
+        sql = f"SELECT id FROM {TABLE} ORDER BY embedding <=> %b LIMIT 10"
+        with self.raw.cursor() as cur:
+            for q in self.queries:
+                cur.execute(sql, (q,))
+                cur.fetchall()
+        self.raw.rollback()
+
+    def build_index(self) -> None:
+        self.raw.execute("SET maintenance_work_mem = '1GB'")
+        self.raw.execute(f"CREATE INDEX ON {TABLE} USING hnsw (embedding vector_cosine_ops)")
+        self.raw.execute(f"ANALYZE {TABLE}")
+        self.raw.commit()
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
+        self.plain.dispose()
+
+
+FETCHES = [
+    ("vecalchemy Core", Bench.fetch_core),
+    ("vecalchemy ORM", Bench.fetch_orm),
+    ("vecalchemy fetch_matrix", Bench.fetch_matrix),
+    ("raw psycopg binary", Bench.fetch_raw),
+]
+
+
+def alternate(
+    impls: dict[str, Callable[[], Any]], repeats: int, before: Callable[[], None] | None = None
+) -> dict[str, list[float]]:
+    """Seconds of each run; the order rotates every repeat so no one always runs first."""
+    names = list(impls)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            if before is not None:
+                before()
+            gc.collect()
+            t0 = time.perf_counter()
+            impls[name]()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field))
+
+
+def probe(name: str, dim: int) -> None:
+    """Child process: one fetch, print its peak RSS and Python-heap peak above baseline."""
+    b = Bench.__new__(Bench)
+    b.url, b.dim = database_url(), dim
+    b.ours, b.Item, b.peer = make_models(dim)
+    b.engine = create_engine(b.url, plugins=["vecalchemy"])
+    b.plain = create_engine(b.url)
+    b.raw = raw_connect(b.url)
+    fn = dict(FETCHES)[name].__get__(b)
+    with b.engine.connect(), b.plain.connect():
+        pass  # pools and adapters ready before the baseline
+    gc.collect()
+    # VmHWM is this process's own peak RSS (ru_maxrss would include the parent's, from fork)
+    base, hwm = _status_kib("VmRSS:"), _status_kib("VmHWM:")
+    tracemalloc.start()
+    result = fn()
+    _, heap_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    peak = _status_kib("VmHWM:")
+    assert result is not None
+    # a high-water mark: valid when this fetch raised it (setup is small, so it does)
+    print(f"{(peak - base) * 1024} {heap_peak} {int(peak > hwm)}")
+
+
+def peak_memory(name: str, dim: int) -> tuple[float, float]:
+    """(RSS, Python heap) bytes above baseline of one fetch, measured in a fresh process."""
+    env = dict(os.environ, VECALCHEMY_DATABASE_URL=database_url())
+    out = subprocess.run(
+        [sys.executable, __file__, "--probe", name, "--dim", str(dim)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> list[list[Any]]:
+    b = Bench(database_url(), n, dim, peers)
+    table: list[list[Any]] = []
+
+    def add(
+        workload: str, times: dict[str, list[float]], raw: str, peer: str | None, unit: str
+    ) -> None:
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for name, t in med.items():
+            if unit == "vec/s":
+                figure = n / t
+                vs_raw = med[raw] / t
+                vs_peer = med[peer] / t if peer in med else None
+            else:  # latency per query, lower is better: ratios are ours/theirs
+                figure = t / len(b.queries) * 1e3
+                vs_raw = t / med[raw]
+                vs_peer = t / med[peer] if peer in med else None
+            table.append(
+                [
+                    workload,
+                    name,
+                    f"{figure:,.0f}" if unit == "vec/s" else f"{figure:.3f}",
+                    unit,
+                    f"{t / n * 1e6:.1f}" if unit == "vec/s" else "",
+                    f"{vs_raw:.2f}x",
+                    "" if vs_peer is None else f"{vs_peer:.2f}x",
+                ]
+            )
+
+    if "insert" in workloads:
+        impls = {"vecalchemy Core": b.insert_core, "vecalchemy ORM bulk": b.insert_orm}
+        impls["raw psycopg executemany"] = b.insert_raw
+        if peers:
+            impls["pgvector-python"] = b.insert_peer
+        add(
+            "insert",
+            alternate(impls, repeats, b.truncate),
+            "raw psycopg executemany",
+            "pgvector-python",
+            "vec/s",
+        )
+    if "copy" in workloads:
+        impls = {"vecalchemy copy_rows": b.copy_ours, "raw COPY, one buffer": b.copy_raw}
+        add("copy", alternate(impls, repeats, b.truncate), "raw COPY, one buffer", None, "vec/s")
+    mem: list[list[Any]] = []
+    if "fetch" in workloads:
+        b.load()
+        impls = {
+            "vecalchemy Core": b.fetch_core,
+            "vecalchemy ORM": b.fetch_orm,
+            "vecalchemy fetch_matrix": b.fetch_matrix,
+            "raw psycopg binary": b.fetch_raw,
+        }
+        if peers:
+            impls["pgvector-python"] = b.fetch_peer
+        add("fetch", alternate(impls, repeats), "raw psycopg binary", "pgvector-python", "vec/s")
+        matrix_bytes = n * dim * 4
+        for name, _ in FETCHES:
+            rss, heap = peak_memory(name, dim)
+            mem.append([name, f"{rss / matrix_bytes:.2f}x", f"{heap / matrix_bytes:.2f}x"])
+    if "topk" in workloads:
+        if "fetch" not in workloads:
+            b.load()
+        b.build_index()
+        impls = {
+            "vecalchemy": b.topk_ours,
+            "vecalchemy prebuilt stmt": b.topk_ours_prebuilt,
+            "raw psycopg": b.topk_raw,
+        }
+        if peers:
+            impls["pgvector-python"] = b.topk_peer
+        for fn in impls.values():  # warm up: plans, prepared statements, statement cache
+            fn()
+        add("top-10 HNSW", alternate(impls, repeats), "raw psycopg", "pgvector-python", "ms/query")
+    b.close()
+    print(
+        tabulate(
+            table,
+            headers=[
+                "workload",
+                "implementation",
+                "figure",
+                "unit",
+                "µs/row",
+                "vs raw",
+                "vs pgvector-python",
+            ],
+            colalign=("left", "left", "right", "left", "right", "right", "right"),
+        )
+    )
+    if mem:
+        print(
+            "\npeak memory of the fetch above baseline, in multiples of the matrix "
+            f"({n * dim * 4 / 2**20:.1f} MiB):"
+        )
+        print(tabulate(mem, headers=["implementation", "RSS peak", "Python heap peak"]))
+    return table
+
+
+def describe(n: int, dim: int, repeats: int) -> None:
+    with psycopg.connect(libpq_conninfo(database_url())) as conn:
+        server = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+        pgv = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone()[0]  # type: ignore[index]
+    import pgvector
+
+    with open("/proc/cpuinfo") as f:
+        models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    cpu = models[0] if models else platform.processor()
+    print(
+        f"N={n} dim={dim} repeats={repeats} (medians of alternated runs)\n"
+        f"machine: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}\n"
+        f"Python {platform.python_version()}, vecalchemy {vecalchemy.__version__}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, "
+        f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}), "
+        f"NumPy {np.__version__}, pgvector-python {getattr(pgvector, '__version__', '0.5.1')}\n"
+        f"server: {server.split(',')[0]}, pgvector {pgv}\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=20_000, help="rows (default 20000)")
+    parser.add_argument("--dim", type=int, default=768, help="dimensions (default 768)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="alternated runs per implementation"
+    )
+    parser.add_argument(
+        "--workloads",
+        default="insert,copy,fetch,topk",
+        help="comma-separated: insert,copy,fetch,topk",
+    )
+    parser.add_argument(
+        "--no-peer", action="store_true", help="skip pgvector-python (slow at large N)"
+    )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="N = 10k, 50k, 200k: insert, copy, fetch, without the peer",
+    )
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # child process of peak_memory
+    args = parser.parse_args(argv)
+    if args.probe:
+        probe(args.probe, args.dim)
+        return 0
+    if args.curve:
+        for n in (10_000, 50_000, 200_000):
+            describe(n, args.dim, args.repeats)
+            run(n, args.dim, args.repeats, False, ["insert", "copy", "fetch"])
+            print()
+        return 0
+    describe(args.n, args.dim, args.repeats)
+    run(args.n, args.dim, args.repeats, not args.no_peer, args.workloads.split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
