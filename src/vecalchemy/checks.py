@@ -243,7 +243,10 @@ def _check_select(stmt: Select[Any]) -> list[IndexProblem]:
                 "the distance operator itself, ascending"
             )
         if not has_limit:
-            shared.append("no LIMIT: an index scan needs ORDER BY distance LIMIT k")
+            shared.append(
+                "no LIMIT: the planner picks a vector index only for ORDER BY distance "
+                "LIMIT k (and a forced HNSW scan returns at most ef_search rows)"
+            )
         if shared:
             names = ", ".join(name for name, _ in candidates)
             problems.append(IndexProblem(col_name, (*shared, f"(indexes: {names})")))
@@ -323,7 +326,7 @@ def _before_cursor_execute(
     conn: Any, cursor: Any, statement: Any, parameters: Any, context: Any, executemany: bool
 ) -> None:
     compiled = getattr(context, "compiled", None)
-    if compiled is None or not getattr(compiled, "isselect", False):
+    if compiled is None or getattr(compiled, "is_ddl", False):
         return
     for message in _verdict(compiled):
         warnings.warn(message, VectorIndexWarning, stacklevel=2)
@@ -448,21 +451,35 @@ def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
     """recall@k of ``stmt`` (an ANN query) against the exact answer.
 
     Runs ``stmt`` as is (current search settings apply), then again with ``SET LOCAL
-    enable_indexscan = off`` (exact: a sequential scan and sort), and returns
+    enable_indexscan = off, enable_seqscan = on`` (exact: a sequential scan and sort),
+    and returns
     ``|ANN top-k ∩ exact top-k| / |exact top-k|`` comparing the first selected column
-    (select the primary key first). ``enable_indexscan`` is restored afterwards. Returns
+    (select the primary key first). Both settings are restored afterwards. Returns
     1.0 when the exact answer is empty. Raises :class:`ValueError` for a bad ``k``.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     conn = _sync(bind)
     ann = _first_column(conn.execute(stmt), k)
-    previous = conn.execute(select(func.current_setting("enable_indexscan"))).scalar_one()
-    conn.execute(select(func.set_config("enable_indexscan", "off", True)))
+    previous = conn.execute(
+        select(func.current_setting("enable_indexscan"), func.current_setting("enable_seqscan"))
+    ).one()
+    # a sequential scan must be allowed, or the planner falls back to the index anyway
+    conn.execute(
+        select(
+            func.set_config("enable_indexscan", "off", True),
+            func.set_config("enable_seqscan", "on", True),
+        )
+    )
     try:
         exact = _first_column(conn.execute(stmt), k)
     finally:
-        conn.execute(select(func.set_config("enable_indexscan", previous, True)))
+        conn.execute(
+            select(
+                func.set_config("enable_indexscan", previous[0], True),
+                func.set_config("enable_seqscan", previous[1], True),
+            )
+        )
     if not exact:
         return 1.0
     return len(set(ann) & set(exact)) / len(exact)

@@ -1,0 +1,356 @@
+"""Query checks against EXPLAIN: the index is used for each matching query and not for
+each mismatching one, and the warning fires exactly for the mismatching ones."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from conftest import make_engine
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    cast,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from vecalchemy import (
+    Bit,
+    HalfVec,
+    HnswIndex,
+    IvfflatIndex,
+    Vector,
+    VectorIndexWarning,
+    apply_search_settings,
+    binary_quantize,
+    check_query,
+    explain_index_usage,
+    install_query_checks,
+    iterative_search,
+    measure_recall,
+)
+from vecalchemy.pytest_plugin import libpq_conninfo
+
+Q = [0.3, -0.2, 0.9]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Doc(Base):
+    __tablename__ = "doc"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cat: Mapped[int]
+    embedding: Mapped[np.ndarray] = mapped_column(Vector(3, metric="cosine"))
+    __table_args__ = (HnswIndex("ix_cos", "embedding"),)
+
+
+t = Doc.__table__
+assert isinstance(t, Table)
+HnswIndex("ix_half", cast(t.c.embedding, HalfVec(3)), metric="l2")
+HnswIndex("ix_bq", cast(binary_quantize(t.c.embedding), Bit(3)), metric="hamming")
+HnswIndex("ix_part", t.c.embedding, metric="l2", where=t.c.cat == 1)
+
+plain = Table(
+    "plain",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("embedding", Vector(3, metric="l2")),
+)
+
+
+def _q() -> Any:
+    return bindparam(None, Q, type_=Vector(3))
+
+
+MATCHING: dict[str, tuple[Callable[[], Any], str]] = {
+    "cosine operator": (
+        lambda: select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(5),
+        "ix_cos",
+    ),
+    "declared metric on an ORM entity": (
+        lambda: select(Doc).order_by(Doc.embedding.distance(Q)).limit(5),
+        "ix_cos",
+    ),
+    "halfvec expression": (
+        lambda: select(t.c.id).order_by(cast(t.c.embedding, HalfVec(3)).l2_distance(Q)).limit(5),
+        "ix_half",
+    ),
+    "binary quantize expression": (
+        lambda: (
+            select(t.c.id)
+            .order_by(
+                cast(binary_quantize(t.c.embedding), Bit(3)).hamming_distance(binary_quantize(Q))
+            )
+            .limit(5)
+        ),
+        "ix_bq",
+    ),
+    "ordered by a label": (
+        lambda: (lambda d: select(t.c.id, d).order_by(d).limit(5))(
+            t.c.embedding.cosine_distance(Q).label("d")
+        ),
+        "ix_cos",
+    ),
+    "ordered by a label name": (
+        lambda: (
+            select(t.c.id, t.c.embedding.cosine_distance(Q).label("d"))
+            .order_by(text("d"))
+            .limit(5)
+        ),
+        "ix_cos",
+    ),
+    "explicit ASC with a filter": (
+        lambda: (
+            select(t.c.id)
+            .where(t.c.cat >= 0)
+            .order_by(t.c.embedding.cosine_distance(Q).asc())
+            .limit(5)
+        ),
+        "ix_cos",
+    ),
+    "partial index with its WHERE": (
+        lambda: select(t.c.id).where(t.c.cat == 1).order_by(t.c.embedding.l2_distance(Q)).limit(5),
+        "ix_part",
+    ),
+    "iterative search CTE": (
+        lambda: iterative_search(select(t.c.id), t.c.embedding.cosine_distance(Q), 5),
+        "ix_cos",
+    ),
+}
+
+MISMATCHING: dict[str, tuple[Callable[[], Any], str]] = {
+    "metric mismatch": (
+        lambda: select(t.c.id).order_by(t.c.embedding.max_inner_product(Q)).limit(5),
+        "index ix_cos (hnsw, vector_cosine_ops on doc.embedding) serves cosine (<=>) but the "
+        "query orders by inner_product (<#>)",
+    ),
+    "DESC": (
+        lambda: select(t.c.id).order_by(t.c.embedding.cosine_distance(Q).desc()).limit(5),
+        "ORDER BY ... DESC",
+    ),
+    "function form": (
+        lambda: select(t.c.id).order_by(func.cosine_distance(t.c.embedding, _q())).limit(5),
+        "orders by the function cosine_distance(); only the operator <=> can use an index",
+    ),
+    "1 - distance": (
+        lambda: select(t.c.id).order_by(1 - t.c.embedding.cosine_distance(Q)).limit(5),
+        "orders by an expression over the distance",
+    ),
+    "no LIMIT": (
+        lambda: select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)),
+        "no LIMIT",
+    ),
+    "column instead of the indexed halfvec expression": (
+        lambda: select(t.c.id).order_by(t.c.embedding.l2_distance(Q)).limit(5),
+        "index ix_half (hnsw, halfvec_l2_ops on CAST(doc.embedding AS HALFVEC(3))) indexes "
+        "CAST(doc.embedding AS HALFVEC(3)) but the query orders by doc.embedding",
+    ),
+    "halfvec expression by another metric": (
+        lambda: (
+            select(t.c.id).order_by(cast(t.c.embedding, HalfVec(3)).cosine_distance(Q)).limit(5)
+        ),
+        "serves l2 (<->) but the query orders by cosine (<=>)",
+    ),
+    "distance not the first key": (
+        lambda: select(t.c.id).order_by(t.c.cat, t.c.embedding.cosine_distance(Q)).limit(5),
+        "the distance is not the first ORDER BY key",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def docs(vector_database_url: str) -> Iterator[Engine]:
+    """One schema for this module's read-only queries: 200 rows, four vector indexes."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as raw:
+        raw.execute(f'CREATE SCHEMA "{schema}"')
+    engine = make_engine(vector_database_url, schema, "plugin")
+    Base.metadata.create_all(engine)
+    plain.create(engine)
+    rng = np.random.default_rng(3)
+    with engine.begin() as conn:
+        conn.execute(
+            t.insert(),
+            [
+                {"id": i, "cat": i % 2, "embedding": v}
+                for i, v in enumerate(rng.standard_normal((200, 3)).astype(np.float32))
+            ],
+        )
+        conn.execute(text("ANALYZE doc"))
+    yield engine
+    engine.dispose()
+    with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as raw:
+        raw.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+#: forcing the index (enable_seqscan = off) makes PostgreSQL scan it even without a
+#: LIMIT (and an HNSW scan then returns at most ef_search rows); the planner's own
+#: choice is what the warning is about
+UNFORCED = {"no LIMIT"}
+
+
+def _plan_indexes(engine: Engine, stmt: Any, *, force: bool = True) -> tuple[str, ...]:
+    with engine.connect() as conn:
+        if force:
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+        return explain_index_usage(conn, stmt).index_names
+
+
+@pytest.mark.parametrize("case", list(MATCHING))
+def test_matching_query_uses_the_index_and_does_not_warn(docs: Engine, case: str) -> None:
+    build, index = MATCHING[case]
+    stmt = build()
+    assert _plan_indexes(docs, stmt) == (index,)
+    assert check_query(stmt) == []
+
+
+@pytest.mark.parametrize("case", list(MISMATCHING))
+def test_mismatching_query_uses_no_vector_index_and_warns(docs: Engine, case: str) -> None:
+    build, fragment = MISMATCHING[case]
+    stmt = build()
+    assert _plan_indexes(docs, stmt, force=case not in UNFORCED) == ()
+    problems = check_query(stmt)
+    assert len(problems) == 1
+    assert problems[0].column == "doc.embedding"
+    assert fragment in str(problems[0])
+
+
+def test_column_without_vector_index_is_not_checked(docs: Engine) -> None:
+    stmt = select(plain.c.id).order_by(plain.c.embedding.l2_distance(Q).desc())
+    assert check_query(stmt) == []
+
+
+def test_warning_fires_on_execution_exactly_for_mismatching_queries(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    install_query_checks(engine)
+    install_query_checks(engine)  # idempotent: one warning, not two
+    with engine.connect() as conn, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for build, _ in MATCHING.values():
+            conn.execute(build()).all()
+        assert [w for w in caught if w.category is VectorIndexWarning] == []
+        for name, (build, fragment) in MISMATCHING.items():
+            caught.clear()
+            conn.execute(build()).all()
+            got = [str(w.message) for w in caught if w.category is VectorIndexWarning]
+            assert len(got) == 1, name
+            assert fragment in got[0], name
+
+
+def test_warning_can_be_made_an_error(docs: Engine) -> None:
+    install_query_checks(docs)
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q).desc()).limit(5)
+    with docs.connect() as conn, warnings.catch_warnings():
+        warnings.simplefilter("error", VectorIndexWarning)
+        with pytest.raises(VectorIndexWarning, match="ORDER BY ... DESC"):
+            conn.execute(stmt)
+
+
+def test_warning_through_an_orm_session(docs: Engine) -> None:
+    install_query_checks(docs)
+    with Session(docs) as session, pytest.warns(VectorIndexWarning, match="no LIMIT"):
+        session.scalars(select(Doc).order_by(Doc.embedding.cosine_distance(Q))).all()
+
+
+def test_verdict_is_cached_per_compiled_statement(docs: Engine) -> None:
+    from vecalchemy import checks
+
+    install_query_checks(docs)
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(5)
+    calls: list[int] = []
+    original = checks.check_query
+
+    def counting(s: Any) -> Any:
+        calls.append(1)
+        return original(s)
+
+    checks.check_query = counting  # type: ignore[assignment]
+    try:
+        with docs.connect() as conn:
+            for _ in range(5):
+                conn.execute(stmt, {}).all()
+    finally:
+        checks.check_query = original  # type: ignore[assignment]
+    assert len(calls) == 1
+
+
+def test_explain_reports_method_and_plan(docs: Engine) -> None:
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(5)
+    with docs.connect() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        usage = explain_index_usage(conn, stmt)
+    assert usage.uses_vector_index
+    assert usage.vector_indexes == (("ix_cos", "hnsw"),)
+    assert any("Index Scan on doc using ix_cos" in line for line in usage.plan)
+
+
+def test_explain_shows_a_sequential_scan_for_the_function_form(docs: Engine) -> None:
+    stmt = select(t.c.id).order_by(func.cosine_distance(t.c.embedding, _q())).limit(5)
+    with docs.connect() as conn:
+        usage = explain_index_usage(conn, stmt)
+    assert not usage.uses_vector_index
+    assert any("Seq Scan on doc" in line for line in usage.plan)
+
+
+# --- recall -------------------------------------------------------------------------------
+
+
+def test_recall_on_a_small_table_is_one_and_scan_settings_are_restored(docs: Engine) -> None:
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
+    with docs.connect() as conn:
+        assert measure_recall(conn, stmt, 10) == 1.0
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        assert measure_recall(conn, stmt, 10) == 1.0
+        # both settings are restored
+        assert conn.execute(text("SHOW enable_indexscan")).scalar_one() == "on"
+        assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "off"
+
+
+def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
+    vector_engine: Engine,
+) -> None:
+    md = MetaData()
+    items = Table(
+        "items",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("embedding", Vector(16, metric="l2")),
+    )
+    md.create_all(vector_engine)
+    data = np.random.default_rng(11).standard_normal((2000, 16)).astype(np.float32)
+    with vector_engine.begin() as conn:
+        conn.execute(items.insert(), [{"id": i, "embedding": v} for i, v in enumerate(data)])
+    IvfflatIndex("ix_items_ivf", items.c.embedding, lists=40).create(vector_engine)
+    with vector_engine.connect() as conn:
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        recalls = []
+        for probes in (1, 40):
+            apply_search_settings(conn, probes=probes)
+            total = 0.0
+            for q in data[:20]:
+                stmt = select(items.c.id).order_by(items.c.embedding.l2_distance(q)).limit(10)
+                total += measure_recall(conn, stmt, 10)
+            recalls.append(total / 20)
+    low, full = recalls
+    assert low < 0.9
+    assert full == 1.0
+
+
+def test_recall_refuses_a_bad_k(docs: Engine) -> None:
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
+    with docs.connect() as conn, pytest.raises(ValueError, match="k must be a positive int"):
+        measure_recall(conn, stmt, 0)
