@@ -352,3 +352,27 @@ def test_bit_cache_key_includes_the_length() -> None:
 def test_adapt_keeps_dimension_and_metric(coltype: Any) -> None:
     copy = coltype.adapt(type(coltype))
     assert (copy.dim, copy.metric) == (coltype.dim, coltype.metric)
+
+
+def test_results_are_normalised_when_pgvector_python_loaders_are_registered(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    from conftest import make_engine
+    from pgvector.psycopg import register_vector
+
+    eng = make_engine(vector_database_url, vector_schema, "text")
+    event.listen(eng, "connect", lambda dbapi_conn, _: register_vector(dbapi_conn))
+    try:
+        md = MetaData()
+        t = Table(
+            "pv", md, Column("h", HalfVec(2)), Column("s", SparseVec(3)), Column("b", Bit(3))
+        )
+        md.create_all(eng)
+        with eng.begin() as conn:
+            conn.execute(insert(t), {"h": [1.5, 2], "s": {1: 2.0}, "b": "101"})
+            h, s, b = conn.execute(select(t)).one()
+    finally:
+        eng.dispose()
+    assert h.dtype == np.float16 and h.tolist() == [1.5, 2]
+    assert s == SparseVector({1: 2.0}, 3)
+    assert b == "101"

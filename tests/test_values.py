@@ -168,3 +168,7 @@ def test_equality_compares_dim_indices_and_values() -> None:
 
 def test_repr_shows_mapping_and_dim() -> None:
     assert repr(SparseVector({1: 2.5}, 3)) == "SparseVector({1: 2.5}, dim=3)"
+
+
+def test_from_pgvector_python_dense_vector() -> None:
+    assert SparseVector(pgvector.Vector([0, 2, 0])) == SparseVector({1: 2.0}, 3)

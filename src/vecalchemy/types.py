@@ -266,9 +266,13 @@ class VectorType(TypeDecorator[Any]):
             return self._from_text(value)
         if isinstance(value, (bytes, bytearray, memoryview)):
             return self._from_binary(value)
-        return self._check(value)
+        # another loader got there first (e.g. pgvector-python's): normalise its object
+        return self._from_other(value)
 
     _result_class: ClassVar[type] = np.ndarray
+
+    def _from_other(self, value: Any) -> Any:
+        return self._check(value)
 
     def _check(self, value: Any) -> Any:
         raise NotImplementedError
@@ -413,6 +417,9 @@ class Bit(VectorType):
 
     def _from_binary(self, data: bytes | bytearray | memoryview) -> str:
         return codecs.decode_bits_binary(data)
+
+    def _from_other(self, value: Any) -> str:
+        return codecs.encode_bits_text(codecs.check_bits(value))
 
     @property
     def python_type(self) -> type:

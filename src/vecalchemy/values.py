@@ -80,6 +80,8 @@ class SparseVector:
                 check_duplicates=True,
             )
             return
+        if type(value).__module__.startswith("pgvector") and hasattr(value, "to_numpy"):
+            value = value.to_numpy()  # pgvector-python's dense Vector / HalfVector
         if isinstance(value, (str, bytes)) or not isinstance(value, (Iterable, np.ndarray)):
             raise InvalidVectorError(
                 "sparsevec: expected a {index: value} mapping with dim, a dense sequence, "
