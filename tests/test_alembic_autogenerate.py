@@ -562,3 +562,14 @@ def test_include_name_keeps_a_reflected_vector_index_out(
         assert p.tables() == set()
     finally:
         p.dispose()
+
+
+def test_definition_the_server_cannot_build_is_left_alone_with_a_warning(
+    project: AlembicProject,
+) -> None:
+    idx = 'HnswIndex("ix_p", items.c.embedding, metric="l2", where={})\n'
+    cycle(project, table("Vector(3)", idx.format("items.c.cat == 1")))
+    project.write_models(table("Vector(3)", idx.format("sa.func.no_such_function(items.c.cat)")))
+    with pytest.warns(UserWarning, match="cannot compare vector index 'ix_p'.*no_such_function"):
+        project.check()
+    downgrade_to_empty(project)

@@ -12,12 +12,14 @@ in ``reloptions``) are compared as ints with the defaults filled in.
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import visitors
 
 from vecalchemy.indexes import INDEX_OPTIONS, VectorIndexSpec
@@ -127,45 +129,50 @@ def canonical_forms(
 
     Creates each index on an empty temporary table holding the columns it references,
     inside a SAVEPOINT that is rolled back: nothing persists and no data is indexed.
-    Raises SQLAlchemy's ``DBAPIError`` if the server refuses a definition.
+    An index the server refuses to build there (say, a WHERE clause on a type the
+    database does not have yet) is left out, with a warning.
     """
     dialect = conn.dialect
     prep = dialect.identifier_preparer
     out: dict[str, ReflectedVectorIndex] = {}
-    savepoint = conn.begin_nested()
-    try:
-        for name, spec in specs.items():
-            probe = f"vecalchemy_probe_{uuid.uuid4().hex[:12]}"
-            cols = ", ".join(
-                f"{prep.quote(c.name)} {c.type.compile(dialect=dialect)}" for c in _columns(spec)
-            )
-            conn.execute(text(f"CREATE TEMPORARY TABLE {prep.quote(probe)} ({cols})"))
-            assert spec.expression is not None
-            conn.execute(
-                sql_text(
-                    create_index_sql(
-                        dialect,
-                        name=probe + "_ix",
-                        table=probe,
-                        schema=None,
-                        expression=spec.expression,
-                        method=spec.method,
-                        opclass=spec.opclass,
-                        options=spec.options,
-                        where=spec.where,
-                    )
-                )
-            )
+    for name, spec in specs.items():
+        assert spec.expression is not None
+        probe = f"vecalchemy_probe_{uuid.uuid4().hex[:12]}"
+        cols = ", ".join(
+            f"{prep.quote(c.name)} {c.type.compile(dialect=dialect)}" for c in _columns(spec)
+        )
+        ddl = create_index_sql(
+            dialect,
+            name=probe + "_ix",
+            table=probe,
+            schema=None,
+            expression=spec.expression,
+            method=spec.method,
+            opclass=spec.opclass,
+            options=spec.options,
+            where=spec.where,
+        )
+        savepoint = conn.begin_nested()
+        try:
+            conn.execute(sql_text(f"CREATE TEMPORARY TABLE {prep.quote(probe)} ({cols})"))
+            conn.execute(sql_text(ddl))
             (found,) = _rows(conn, _TEMP, {"table": probe}).values()
-            out[name] = ReflectedVectorIndex(
-                name=name,
-                method=found.method,
-                key=found.key,
-                column=found.column,
-                opclass=found.opclass,
-                options=found.options,
-                where=found.where,
+        except DBAPIError as e:
+            warnings.warn(
+                f"vecalchemy: cannot compare vector index {name!r} with the database "
+                f"(the server refused a stand-in of it: {e.orig}); leaving it as it is",
+                stacklevel=2,
             )
-    finally:
-        savepoint.rollback()
+            continue
+        finally:
+            savepoint.rollback()
+        out[name] = ReflectedVectorIndex(
+            name=name,
+            method=found.method,
+            key=found.key,
+            column=found.column,
+            opclass=found.opclass,
+            options=found.options,
+            where=found.where,
+        )
     return out

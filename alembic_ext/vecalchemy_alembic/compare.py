@@ -32,7 +32,7 @@ from vecalchemy.indexes import VectorIndexSpec, vector_index_spec
 from vecalchemy.types import VectorType
 
 from .catalog import ReflectedVectorIndex, canonical_forms, reflect_vector_indexes
-from .ops import CreateVectorExtensionOp, CreateVectorIndexOp, DropVectorIndexOp
+from .ops import CreateVectorExtensionOp, CreateVectorIndexOp
 from .render import render_item
 
 __all__ = ["compare_vector_indexes", "compare_vector_extension"]
@@ -133,16 +133,21 @@ def compare_vector_indexes(
 
     both = {n: declared[n][1] for n in declared if n in existing}
     canonical = canonical_forms(conn, both) if both else {}
-    drops: list[DropVectorIndexOp] = []
-    creates: list[CreateVectorIndexOp] = []
-    for name, found in existing.items():
-        if name in canonical and canonical[name].signature() == found.signature():
-            continue
-        drops.append(_reflected_op(found, table_name, schema).reverse())
-    for name, (index, spec) in declared.items():
-        if name in canonical and canonical[name].signature() == existing[name].signature():
-            continue
-        creates.append(_create_op(index, spec, table_name, schema))
+    same = {
+        n
+        for n in both
+        if n not in canonical or canonical[n].signature() == existing[n].signature()
+    }  # (a definition the server would not build on a stand-in is left alone, with a warning)
+    drops = [
+        _reflected_op(found, table_name, schema).reverse()
+        for name, found in existing.items()
+        if name not in same
+    ]
+    creates = [
+        _create_op(index, spec, table_name, schema)
+        for name, (index, spec) in declared.items()
+        if name not in same
+    ]
     if drops or creates:
         modify_table_ops.ops = [*drops, *modify_table_ops.ops, *creates]
 

@@ -15,7 +15,9 @@ import vecalchemy_alembic  # vecalchemy
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/, for models.py
+EXAMPLES = str(Path(__file__).resolve().parents[1])  # examples/, for models.py
+if EXAMPLES not in sys.path:
+    sys.path.insert(0, EXAMPLES)
 from models import Base  # noqa: E402
 
 config = context.config
