@@ -111,7 +111,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--recall-queries",
         type=int,
-        default=200,
+        default=100,
         help="query vectors for recall@10 (the labelled questions, then passages)",
     )
     p.add_argument(
@@ -354,18 +354,24 @@ def hybrid_query(
     )
 
 
+def clip(s: str, width: int) -> str:
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
 def first_line(s: str) -> str:
     return s.strip().splitlines()[0] if s.strip() else ""
 
 
 def result_table(title: str, rows: Sequence[Any], score: str) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("qualified name", no_wrap=True)
-    table.add_column("passage (first line)", no_wrap=True, overflow="ellipsis", max_width=64)
-    table.add_column(score, justify="right")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("qualified name")
+    table.add_column("passage (first line)")
+    table.add_column(score, justify="right", no_wrap=True)
     for i, r in enumerate(rows, 1):
-        table.add_row(str(i), r.qualname, first_line(r.text), f"{r.distance:.4f}")
+        table.add_row(
+            str(i), clip(r.qualname, 44), clip(first_line(r.text), 52), f"{r.distance:.4f}"
+        )
     return table
 
 
