@@ -3,9 +3,12 @@ each mismatching one, and the warning fires exactly for the mismatching ones."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -354,3 +357,27 @@ def test_recall_refuses_a_bad_k(docs: Engine) -> None:
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
     with docs.connect() as conn, pytest.raises(ValueError, match="k must be a positive int"):
         measure_recall(conn, stmt, 0)
+
+
+def test_recall_example_prints_the_trade_off_tables(
+    vector_database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = Path(__file__).parent.parent / "examples" / "recall_ef_search.py"
+    spec = importlib.util.spec_from_file_location("recall_ef_search", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "recall_ef_search", example)  # for its dataclass
+    spec.loader.exec_module(example)
+    results = example.main(["--rows", "2000", "--dim", "16", "--queries", "5", "--no-progress"])
+    hnsw = results["hnsw.ef_search"]
+    assert [p.setting for p in hnsw] == [10, 40, 100, 200]
+    assert all(0.0 <= p.recall <= 1.0 for p in hnsw)
+    assert hnsw[-1].recall >= hnsw[0].recall
+    ivf = results["ivfflat.probes (lists=2)"]
+    assert [p.setting for p in ivf] == [1, 2]
+    assert ivf[-1].recall == 1.0  # probes = lists scans every list: exact
+    out = capsys.readouterr().out
+    assert "EXPLAIN uses: ('items_hnsw',)" in out
+    assert "hnsw.ef_search    recall@10    ANN ms/query" in out
