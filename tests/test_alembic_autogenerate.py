@@ -573,3 +573,16 @@ def test_definition_the_server_cannot_build_is_left_alone_with_a_warning(
     with pytest.warns(UserWarning, match="cannot compare vector index 'ix_p'.*no_such_function"):
         project.check()
     downgrade_to_empty(project)
+
+
+def test_plain_index_replaced_by_a_vector_index_of_the_same_name(project: AlembicProject) -> None:
+    cycle(project, table("Vector(3)", 'Index("ix_e", items.c.cat)\n'))
+    migration = cycle(
+        project, table("Vector(3)", 'HnswIndex("ix_e", items.c.embedding, metric="l2")\n')
+    )
+    assert ops_of(migration, "upgrade") == ["drop_index", "create_vector_index"]
+    assert ops_of(migration, "downgrade") == ["drop_vector_index", "create_index"]
+    assert "USING hnsw (embedding vector_l2_ops)" in project.indexes()["ix_e"]
+    project.downgrade("-1")
+    assert "USING btree (cat)" in project.indexes()["ix_e"]
+    downgrade_to_empty(project)

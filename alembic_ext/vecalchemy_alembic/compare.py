@@ -123,12 +123,15 @@ def compare_vector_indexes(
                 existing[name] = found
     declared = _declared(autogen_context, metadata_table, conn_indexes)
 
-    # Alembic's own index operations for these indexes are replaced by ours
-    ours = set(declared) | set(conn_indexes)
+    # Alembic's own operations on these indexes are replaced by ours (a plain index of
+    # the same name on the other side is still Alembic's to create or drop)
     modify_table_ops.ops = [
         o
         for o in modify_table_ops.ops
-        if not (isinstance(o, (ops.CreateIndexOp, ops.DropIndexOp)) and o.index_name in ours)
+        if not (
+            (isinstance(o, ops.CreateIndexOp) and o.index_name in declared)
+            or (isinstance(o, ops.DropIndexOp) and o.index_name in conn_indexes)
+        )
     ]
 
     both = {n: declared[n][1] for n in declared if n in existing}
