@@ -109,11 +109,7 @@ MATCHING: dict[str, tuple[Callable[[], Any], str]] = {
         "ix_cos",
     ),
     "ordered by a label name": (
-        lambda: (
-            select(t.c.id, t.c.embedding.cosine_distance(Q).label("d"))
-            .order_by(text("d"))
-            .limit(5)
-        ),
+        lambda: select(t.c.id, t.c.embedding.cosine_distance(Q).label("d")).order_by("d").limit(5),
         "ix_cos",
     ),
     "explicit ASC with a filter": (
@@ -381,3 +377,14 @@ def test_recall_example_prints_the_trade_off_tables(
     out = capsys.readouterr().out
     assert "EXPLAIN uses: ('items_hnsw',)" in out
     assert "hnsw.ef_search    recall@10    ANN ms/query" in out
+
+
+def test_warning_points_at_the_callers_line(docs: Engine) -> None:
+    install_query_checks(docs)
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(5).offset(0)
+    with docs.connect() as conn, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        conn.execute(stmt.order_by(None).order_by(t.c.embedding.l1_distance(Q)))
+    got = [w for w in caught if w.category is VectorIndexWarning]
+    assert len(got) == 1
+    assert got[0].filename == __file__

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sys
 import warnings
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
@@ -328,8 +331,28 @@ def _before_cursor_execute(
     compiled = getattr(context, "compiled", None)
     if compiled is None or getattr(compiled, "is_ddl", False):
         return
-    for message in _verdict(compiled):
-        warnings.warn(message, VectorIndexWarning, stacklevel=2)
+    messages = _verdict(compiled)
+    if messages:
+        level = _user_stacklevel()
+        for message in messages:
+            warnings.warn(message, VectorIndexWarning, stacklevel=level)
+
+
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(m.__file__) + os.sep
+    for m in (sqlalchemy, sys.modules[__package__ or ""])
+    if m.__file__
+)
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the caller's line, outside SQLAlchemy."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def install_query_checks(engine: Engine | AsyncEngine) -> None:
