@@ -61,10 +61,14 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
     pgvector-python ``Vector``/``HalfVector``, or pgvector text ``"[1,2,3]"``.
     Returns ``(n,)`` float32 for ``vector`` or float16 for ``halfvec``.
 
+    Values are rounded as pgvector's input functions round them: to float4 first, then
+    (halfvec) to the nearest binary16, so 65519 becomes 65504 and 65520 is refused.
+
     Raises :class:`InvalidVectorError` for: a non-numeric or not 1-D value; no
     elements; more than 16 000 (pgvector VECTOR_MAX_DIM / HALFVEC_MAX_DIM); ``n != dim``
     (``expected 3 dimensions, not 2``); NaN; ±inf or a float64 beyond float32; for
-    halfvec a magnitude that rounds beyond 65504.
+    halfvec a magnitude that rounds beyond 65504 (``"65520" is out of range for type
+    halfvec``).
     """
     label = _type_label(sql_type, dim)
     arr: np.ndarray
@@ -170,9 +174,10 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
     ``length`` bits when the type has a length, the pad bits being zero); a sequence of
     bools or a bool/0-1 integer NumPy array; a pgvector-python ``Bit``.
 
-    Raises :class:`InvalidVectorError` for another character, a length differing from
-    ``length`` (PostgreSQL: ``bit string length 3 does not match type bit(4)``), or an
-    empty value.
+    Raises :class:`InvalidVectorError` for another character (``"2" is not a valid
+    binary digit``, with its position), integers other than 0/1, bytes of the wrong size
+    or with set pad bits, a length differing from ``length`` (PostgreSQL: ``bit string
+    length 3 does not match type bit(4)``), or an empty value (``at least 1 bit``).
     """
     label = _type_label("bit", length)
     bits: np.ndarray
