@@ -11,6 +11,7 @@ import numpy as np
 import psycopg
 import pytest
 from conftest import make_engine
+from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.pq import Format
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, inspect, select
@@ -182,12 +183,12 @@ def fresh_database(server_url: str) -> Iterator[str]:
     name = f"vecalchemy_{uuid.uuid4().hex[:8]}"
     admin = libpq_conninfo(server_url)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_registration_without_the_extension_finds_no_types(vector_database_url: str) -> None:
@@ -244,7 +245,7 @@ def test_plugin_finds_types_of_an_extension_in_another_schema(
 def test_round_trip_with_the_extension_in_another_schema(ext_schema_url: str, mode: str) -> None:
     schema = f"t_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(libpq_conninfo(ext_schema_url), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     eng = make_engine(ext_schema_url, f"{schema},ext", mode)
     try:
         md = MetaData()
@@ -266,7 +267,7 @@ def test_round_trip_with_the_extension_in_another_schema(ext_schema_url: str, mo
     finally:
         eng.dispose()
         with psycopg.connect(libpq_conninfo(ext_schema_url), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 # --- plain psycopg --------------------------------------------------------------------

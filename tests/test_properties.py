@@ -13,6 +13,7 @@ from conftest import make_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from psycopg import sql
 from sqlalchemy import Column, Integer, MetaData, Table, delete, insert, select
 from sqlalchemy.engine import Engine
 
@@ -84,10 +85,10 @@ def test_halfvec_binding_rounds_like_numpy_through_float4(x: np.ndarray) -> None
 def module_schema(vector_database_url: str) -> Iterator[str]:
     name = f"p_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     yield name
     with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module", params=["text", "plugin"])
