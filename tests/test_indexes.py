@@ -474,6 +474,7 @@ def test_build_progress_is_reported_from_a_second_connection(
     assert "building index: loading tuples" in phases
     loading = [s for s in samples if s.phase == "building index: loading tuples"]
     assert all(0 <= s.done <= s.total for s in loading if s.total)
+    assert {s.unit for s in loading} == {"blocks"}
 
 
 def test_build_progress_bar_is_drawn_with_tqdm(

@@ -230,6 +230,21 @@ def test_execution_option_applies_settings_for_the_transaction(engine: Engine) -
         assert got == "5"
 
 
+async def test_execution_option_on_an_async_engine(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    engine = create_async_engine(vector_database_url)
+    install_search_options(engine)
+    try:
+        async with engine.connect() as conn:
+            stmt = select(func.current_setting("hnsw.max_scan_tuples"))
+            opts = {"vector_search": {"hnsw.max_scan_tuples": 1234}}
+            got = await conn.execute(stmt.execution_options(**opts))
+            assert got.scalar_one() == "1234"
+    finally:
+        await engine.dispose()
+
+
 def test_execution_option_with_a_bad_value_sends_nothing(engine: Engine, sent: list[str]) -> None:
     install_search_options(engine)
     stmt = select(func.current_setting("hnsw.ef_search"))

@@ -428,7 +428,8 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
 
     ``bind`` is a sync Connection or Session; it runs in the current transaction, so
     search settings and ``SET LOCAL enable_seqscan = off`` applied there count.
-    The statement is planned, not executed.
+    The statement is planned, not executed. Async: ``await
+    async_conn.run_sync(explain_index_usage, stmt)``.
     """
     conn = _sync(bind)
     raw = conn.execute(_Explain(stmt)).scalar_one()
@@ -479,6 +480,7 @@ def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
     ``|ANN top-k ∩ exact top-k| / |exact top-k|`` comparing the first selected column
     (select the primary key first). Both settings are restored afterwards. Returns
     1.0 when the exact answer is empty. Raises :class:`ValueError` for a bad ``k``.
+    Async: ``await async_conn.run_sync(measure_recall, stmt, k)``.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")

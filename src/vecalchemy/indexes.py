@@ -652,12 +652,14 @@ class BuildProgress:
 
     ``phase`` as PostgreSQL shows it (``building index: loading tuples``); ``done`` and
     ``total`` count blocks (HNSW ``loading tuples``) or tuples (IVFFlat), whichever the
-    phase reports; ``total`` is 0 while unknown.
+    phase reports (``unit`` says which: ``"blocks"`` or ``"tuples"``); ``total`` is 0
+    while unknown.
     """
 
     phase: str
     done: int
     total: int
+    unit: str = "blocks"
 
 
 _PROGRESS_SQL = text(
@@ -735,7 +737,7 @@ def _watch(
             if b_total and "loading tuples" in phase and not t_total:
                 report(BuildProgress(phase, int(b_done), int(b_total)))
             elif t_total:
-                report(BuildProgress(phase, int(t_done), int(t_total)))
+                report(BuildProgress(phase, int(t_done), int(t_total), "tuples"))
             else:
                 report(BuildProgress(phase, int(b_done or 0), int(b_total or 0)))
 
@@ -749,14 +751,17 @@ class _TqdmReporter:
         self._tqdm = tqdm
         self._name = name
         self._bar: Any = None
-        self._phase = ""
+        self._phase: tuple[str, str] = ("", "")
 
     def __call__(self, p: BuildProgress) -> None:
-        if self._bar is None or p.phase != self._phase:
+        if self._bar is None or (p.phase, p.unit) != self._phase:
             self.close()
-            self._phase = p.phase
+            self._phase = (p.phase, p.unit)
             self._bar = self._tqdm(
-                total=p.total or None, desc=f"{self._name}: {p.phase}", unit="blk", leave=False
+                total=p.total or None,
+                desc=f"{self._name}: {p.phase}",
+                unit=f" {p.unit}",
+                leave=False,
             )
         if p.total and self._bar.total != p.total:
             self._bar.total = p.total
