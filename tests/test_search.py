@@ -8,7 +8,18 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, cast, event, func, select, text
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    cast,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
@@ -120,9 +131,7 @@ async def test_settings_on_an_async_session(vector_database_url: str, vector_sch
         await engine.dispose()
 
 
-async def test_settings_on_an_async_connection(
-    vector_database_url: str, vector_schema: str
-) -> None:
+async def test_settings_on_an_async_connection(vector_database_url: str) -> None:
     engine = create_async_engine(vector_database_url)
     try:
         async with engine.connect() as conn, search_settings(conn, probes=30):
@@ -132,12 +141,10 @@ async def test_settings_on_an_async_connection(
         await engine.dispose()
 
 
-def test_vector_library_is_loaded_before_setting(
-    vector_database_url: str, vector_schema: str
-) -> None:
+def test_vector_library_is_loaded_before_setting(vector_database_url: str) -> None:
     # a fresh backend: without vector.so loaded hnsw.* would only be a placeholder,
     # absent from pg_settings and unchecked by the server
-    engine = create_engine_nullpool(vector_database_url)
+    engine = create_engine(vector_database_url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             apply_search_settings(conn, ef_search=500)
@@ -150,12 +157,6 @@ def test_vector_library_is_loaded_before_setting(
             assert tuple(row) == ("integer", "1", "1000", "500")
     finally:
         engine.dispose()
-
-
-def create_engine_nullpool(url: str) -> Engine:
-    from sqlalchemy import create_engine
-
-    return create_engine(url, poolclass=NullPool)
 
 
 def test_autocommit_connection_is_refused(engine: Engine) -> None:
@@ -230,9 +231,7 @@ def test_execution_option_applies_settings_for_the_transaction(engine: Engine) -
         assert got == "5"
 
 
-async def test_execution_option_on_an_async_engine(
-    vector_database_url: str, vector_schema: str
-) -> None:
+async def test_execution_option_on_an_async_engine(vector_database_url: str) -> None:
     engine = create_async_engine(vector_database_url)
     install_search_options(engine)
     try:
