@@ -340,7 +340,7 @@ def validate_vector_index(
     )
 
 
-def _int_option(method: str, name: str, value: Any) -> int:
+def _int_option(value: Any) -> int:
     """Reflected WITH values are strings ('16'); declared ones are ints."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
@@ -374,9 +374,9 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
         key = first.text if isinstance(first, TextClause) else getattr(first, "key", None)
         opclass = ops.get(key) if key is not None else None
         if isinstance(first, TextClause):
-            first = _typed_reflected_expression(method, first.text, opclass)
+            first = _typed_reflected_expression(first.text)
     with_: Mapping[str, Any] = pg.get("with") or {}
-    options = {k: _int_option(method, k, v) for k, v in with_.items()}
+    options = {k: _int_option(v) for k, v in with_.items()}
     where = pg.get("where")
     if isinstance(where, str):  # reflected: "(cat = 1)"
         where = text(where)
@@ -396,7 +396,7 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
 _REFLECTED_CAST = re.compile(r"::(vector|halfvec|sparsevec|bit)\((\d+)\)\)*$")
 
 
-def _typed_reflected_expression(method: str, sql: str, opclass: str | None) -> Any:
+def _typed_reflected_expression(sql: str) -> Any:
     """A reflected expression (text) as a typed ``literal_column`` for validation."""
     from .types import Bit, HalfVec, SparseVec, Vector  # noqa: PLC0415
 
@@ -549,6 +549,7 @@ def _build_plainly_in_transaction(
     """
     if not isinstance(ddl, CreateIndex) or bind is None or _is_autocommit(bind):
         return True
+    # the flag is flipped for this one statement (DDL runs one statement at a time)
     options = target.dialect_options["postgresql"]
     options["concurrently"] = False
     try:
