@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import os
@@ -37,7 +38,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -354,6 +355,26 @@ def test_a_column_without_binary_loader_turns_the_statement_back_to_text(
     assert spy.formats[1] == {TEXT}
 
 
+@contextlib.contextmanager
+def bind_formats(conn: Connection) -> Iterator[list[list[str]]]:
+    """Parameter format codes (0 text, 1 binary) of each Bind with parameters (libpq trace)."""
+    found: list[list[str]] = []
+    fd, path = tempfile.mkstemp()
+    pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    try:
+        pgconn.trace(fd)
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        yield found
+        pgconn.untrace()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            binds = [line.split("\t")[3].split() for line in f if "\tBind\t" in line]
+        # Bind "<portal>" "<statement>" <n formats> <format codes...> <n params> ...
+        found.extend(b[3 : 3 + int(b[2])] for b in binds if int(b[2]))
+    finally:
+        os.close(fd)
+        os.remove(path)
+
+
 def test_top_k_query_compiles_once_and_binds_the_vector_in_binary(
     engine: Engine, table: Table, mode: str
 ) -> None:
@@ -363,28 +384,47 @@ def test_top_k_query_compiles_once_and_binds_the_vector_in_binary(
     def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
         hits.append((ctx.compiled, ctx.cache_hit))
 
-    fd, path = tempfile.mkstemp()
-    try:
-        with engine.connect() as conn:
-            pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
-            pgconn.trace(fd)
-            pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-            for q in ([1, 0, 0], [0, 1, 0], [0.5, 0.5, 0.5]):
-                stmt = select(table.c.id).order_by(table.c.embedding.cosine_distance(q)).limit(2)
-                conn.execute(stmt).all()
-            pgconn.untrace()
-        with open(path, encoding="utf-8", errors="replace") as f:
-            binds = [line for line in f if "\tBind\t" in line]
-    finally:
-        os.close(fd)
-        os.remove(path)
+    with engine.connect() as conn, bind_formats(conn) as formats:
+        for q in ([1, 0, 0], [0, 1, 0], [0.5, 0.5, 0.5]):
+            stmt = select(table.c.id).order_by(table.c.embedding.cosine_distance(q)).limit(2)
+            conn.execute(stmt).all()
     assert len({id(c) for c, _ in hits}) == 1
     assert [h for _, h in hits][1:] == [CacheStats.CACHE_HIT] * 2
-    # libpq trace: Bind "<portal>" "<statement>" <n formats> <format codes...> <n params> ...
-    fields = [line.split("\t")[3].split() for line in binds]
-    formats = [f[3 : 3 + int(f[2])] for f in fields]
     vector_format = "1" if mode != "text" else "0"  # first parameter: the query vector
     assert formats == [[vector_format, "1"]] * 3
+
+
+class Doc(Base):
+    __tablename__ = "docs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    embedding: Mapped[np.ndarray] = mapped_column(Vector(3))
+
+
+def test_orm_add_all_sends_vectors_in_binary_through_insertmanyvalues(
+    engine: Engine, mode: str
+) -> None:
+    Doc.__table__.create(engine)  # type: ignore[attr-defined]
+    with Session(engine) as session, bind_formats(session.connection()) as formats:
+        session.add_all([Doc(embedding=np.full(3, i, dtype=np.float32)) for i in range(4)])
+        session.flush()
+        ids = [d.id for d in session.scalars(select(Doc).order_by(Doc.id))]
+        session.commit()
+    # one INSERT ... VALUES (...), (...) RETURNING id for the four rows
+    assert len(ids) == 4
+    assert formats[0] == ["1" if mode != "text" else "0"] * 4
+
+
+def test_core_and_orm_bulk_insert_send_vectors_in_binary(engine: Engine, mode: str) -> None:
+    Doc.__table__.create(engine)  # type: ignore[attr-defined]
+    rows = [{"id": i, "embedding": np.full(3, i, dtype=np.float32)} for i in range(3)]
+    with Session(engine) as session, bind_formats(session.connection()) as formats:
+        session.execute(insert(Doc), rows)
+        session.connection().execute(
+            insert(Doc.__table__), [r | {"id": r["id"] + 3} for r in rows]
+        )
+        session.commit()
+    # executemany: one Bind per row, (id, embedding)
+    assert formats == [["1", "1" if mode != "text" else "0"]] * 6
 
 
 # --- async ------------------------------------------------------------------------------
