@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -592,9 +593,18 @@ def main(argv: Sequence[str] | None = None) -> Results:
         console.print(f"plot: {results.plot}")
 
     if args.keep:
-        console.print(f"kept: table passage at {engine.url.render_as_string(hide_password=True)}")
-        if started_here and sys.stdin.isatty():
-            input("the server stops when this program ends; press Enter to stop it ")
+        libpq = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=bool(engine.url.password)  # never print a real password
+        )
+        console.print(f"kept: table passage; explore with\n  psql {shlex.quote(libpq)}")
+        if started_here:
+            if sys.stdin.isatty():
+                input("the server was started for this run; press Enter to stop it ")
+            else:
+                console.print(
+                    "the server was started for this run and stops now; to keep the data, "
+                    "run against your own server (--database-url or VECALCHEMY_DATABASE_URL)"
+                )
     else:
         remove_schema(engine)
     engine.dispose()
