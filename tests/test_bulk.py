@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from vecalchemy import HalfVec, InvalidVectorError, Vector
+from vecalchemy import HalfVec, InvalidVectorError, SparseVec, SparseVector, Vector
 from vecalchemy.bulk import copy_rows, copy_rows_async, fetch_matrix, fetch_matrix_async
 
 DIM = 8
@@ -376,3 +376,21 @@ async def test_copy_rows_async_refuses_a_nan_row_before_sending_anything(
             await copy_rows_async(conn, sync_items, {"embedding": m}, progress=False)
         count = (await conn.execute(select(func.count()).select_from(sync_items))).scalar()
     assert count == 0
+
+
+def test_copy_rows_writes_sparse_vectors_and_nulls(engine: Engine) -> None:
+    md = MetaData()
+    table = Table("sparse_items", md, Column("id", Integer), Column("sv", SparseVec(6)))
+    md.create_all(engine)
+    values = [SparseVector({0: 1.5, 4: -2.0}, 6), None, {2: 3.0}]
+    with engine.begin() as conn:
+        copy_rows(conn, table, {"id": [1, 2, 3], "sv": values}, progress=False)
+    with engine.connect() as conn:
+        got = conn.execute(select(table.c.sv).order_by(table.c.id)).scalars().all()
+    assert got == [SparseVector({0: 1.5, 4: -2.0}, 6), None, SparseVector({2: 3.0}, 6)]
+
+
+def test_copy_rows_refuses_floats_for_a_boolean_column(engine: Engine, items: Table) -> None:
+    with engine.begin() as conn, pytest.raises(InvalidVectorError) as err:
+        copy_rows(conn, items, {"id": np.arange(2), "flag": np.array([0.5, 1.0])}, progress=False)
+    assert str(err.value) == "flag (boolean): expected bools, got dtype float64"

@@ -31,10 +31,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.schema import Column
 
+from .codecs import check_sparse, encode_sparse_binary
 from .exc import InvalidVectorError
 from .metrics import HALFVEC_MAX, MAX_DIM
 from .types import HalfVec, SparseVec, Vector, VectorType
-from .values import SparseVector
 
 __all__ = ["copy_rows", "copy_rows_async", "fetch_matrix", "fetch_matrix_async"]
 
@@ -151,13 +151,15 @@ def _check_matrix(values: Any, col: Column[Any], sql_type: str, dim: int | None)
 
 
 def _check_fixed(values: np.ndarray, col: Column[Any], oid: int) -> None:
-    name, dtype = _FIXED[oid]
-    if values.dtype.kind == "f" and dtype[1] in "iu":
+    name, wire = _FIXED[oid]
+    kind = np.dtype(wire).kind
+    if values.dtype.kind == "f" and kind in "iub":
         raise InvalidVectorError(
-            f"{col.name} ({name}): expected integers, got dtype {values.dtype}"
+            f"{col.name} ({name}): expected {'bools' if kind == 'b' else 'integers'}, "
+            f"got dtype {values.dtype}"
         )
-    if values.dtype.kind in "iu" and dtype[1] == "i":
-        info = np.iinfo(np.dtype(dtype))
+    if values.dtype.kind in "iu" and kind == "i":
+        info = np.iinfo(np.dtype(wire))
         if values.size and (values.min() < info.min or values.max() > info.max):
             raise InvalidVectorError(
                 f"{col.name} ({name}): values must lie in [{info.min}, {info.max}], "
@@ -184,6 +186,11 @@ def _prepare(
                 f"copy_rows: table {table.name!r} has no column {key!r}; "
                 f"expected one of {', '.join(sorted(by_name))}"
             )
+        if col.name not in oids:
+            raise KeyError(
+                f"copy_rows: column {col.name!r} is declared on {table.name!r} but the "
+                "database table has no such column"
+            )
         oid = oids[col.name]
         ctype = col.type
         if isinstance(ctype, (Vector, HalfVec)):
@@ -191,7 +198,7 @@ def _prepare(
             fields.append(_Field(col, oid, ctype.sql_type, m, m.shape[1]))
             lengths[key] = m.shape[0]
         elif isinstance(ctype, SparseVec):
-            rows = [v if v is None else ctype._check(v) for v in values]
+            rows = [v if v is None else check_sparse(v, ctype.dim) for v in values]
             fields.append(_Field(col, oid, "sparsevec", rows))
             lengths[key] = len(rows)
         elif isinstance(ctype, VectorType):
@@ -292,7 +299,7 @@ def _row_chunks(fields: list[_Field], n: int, chunk: int) -> Iterator[list[tuple
             elif f.kind == "sparsevec":
                 cols.append(
                     [
-                        None if v is None else _encode_sparse(v)
+                        None if v is None else encode_sparse_binary(v)
                         for v in itertools.islice(f.values, start, stop)
                     ]
                 )
@@ -307,12 +314,6 @@ def _row_chunks(fields: list[_Field], n: int, chunk: int) -> Iterator[list[tuple
                     )
                 cols.append(part)
         yield list(zip(*cols, strict=True))
-
-
-def _encode_sparse(sv: SparseVector) -> bytes:
-    from .codecs import encode_sparse_binary
-
-    return encode_sparse_binary(sv)
 
 
 def _copy_types(fields: list[_Field]) -> list[int]:
