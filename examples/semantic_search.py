@@ -175,7 +175,7 @@ def stage(console: Console, results: Results, name: str) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
     results.timings[name] = dt = time.perf_counter() - t0
-    console.print(f"[dim]{name}: {dt:.1f} s[/dim]")
+    console.print(f"[dim]({name} took {dt:.1f} s)[/dim]")
 
 
 # --- database and schema ----------------------------------------------------------------------
