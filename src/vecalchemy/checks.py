@@ -26,13 +26,12 @@ import warnings
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement, ColumnElement, Select, operators, visitors
@@ -49,6 +48,9 @@ from sqlalchemy.sql.schema import Column
 from .exc import VectorIndexWarning
 from .indexes import VectorIndexSpec, vector_index_spec
 from .metrics import METRICS
+
+if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
     "IndexProblem",
@@ -363,7 +365,7 @@ def install_query_checks(engine: Engine | AsyncEngine) -> None:
     (SQLAlchemy reuses compiled forms), so a repeated statement costs one lookup. Turn
     the warning into an error with ``warnings.simplefilter("error", VectorIndexWarning)``.
     """
-    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    sync: Engine = engine if isinstance(engine, Engine) else engine.sync_engine
     if not event.contains(sync, "before_cursor_execute", _before_cursor_execute):
         event.listen(sync, "before_cursor_execute", _before_cursor_execute)
 

@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, bindparam, cast, event, select, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -34,6 +33,9 @@ from .exc import SearchSettingError
 from .functions import binary_quantize
 from .metrics import METRICS
 from .types import Bit, VectorType
+
+if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 __all__ = [
     "SearchSettings",
@@ -325,7 +327,7 @@ class search_settings:  # noqa: N801 - used like contextlib's context managers
 
     # async: the same work on the sync objects underneath
     async def __aenter__(self) -> SearchSettings:
-        if not isinstance(self.bind, (AsyncConnection, AsyncSession)):
+        if isinstance(self.bind, (Connection, Session)) or not hasattr(self.bind, "run_sync"):
             raise TypeError(
                 f"use 'with' for {type(self.bind).__name__}; 'async with' takes an "
                 "AsyncConnection or AsyncSession"
@@ -335,7 +337,7 @@ class search_settings:  # noqa: N801 - used like contextlib's context managers
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
-            assert isinstance(self.bind, (AsyncConnection, AsyncSession))
+            assert not isinstance(self.bind, (Connection, Session))
             await self.bind.run_sync(self._exit)
 
 
@@ -372,7 +374,7 @@ def install_search_options(engine: Engine | AsyncEngine) -> None:
     ``SET LOCAL`` for the rest of its transaction (ORM and Core, sync and async). Bad
     values raise :class:`~vecalchemy.exc.SearchSettingError` before anything is sent.
     """
-    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    sync: Engine = engine if isinstance(engine, Engine) else engine.sync_engine
     if not event.contains(sync, "before_execute", _before_execute):
         event.listen(sync, "before_execute", _before_execute)
 
