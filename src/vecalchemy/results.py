@@ -32,7 +32,7 @@ from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TextualSelect
 
-from .types import Bit, HalfVec, SparseVec, Vector
+from .types import Bit, HalfVec, SparseVec, Vector, VectorType
 
 __all__ = [
     "BINARY_SAFE_TYPES",
@@ -142,7 +142,10 @@ def check_result_format(context: Any, cursor: Any) -> None:
     if inner is None or inner.format != Format.BINARY or not inner.description:
         return
     adapters = inner.adapters
-    for col in inner.description:
+    types = [c.type for c in getattr(compiled, "_result_columns", ())]
+    for i, col in enumerate(inner.description):
+        if i < len(types) and isinstance(types[i], VectorType):
+            continue  # vecalchemy's types decode binary payloads themselves (e.g. varbit)
         if adapters.get_loader(col.type_code, Format.BINARY) is None:
             _decisions[compiled] = False
             return
