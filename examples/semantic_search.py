@@ -453,6 +453,7 @@ def plot(path: Path, recall: list[tuple[int, float, float]], exact_ms: float, n:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     ms = [r[2] for r in recall]
@@ -462,6 +463,9 @@ def plot(path: Path, recall: list[tuple[int, float, float]], exact_ms: float, n:
         ax.annotate(f"ef={ef}", (t, rec), textcoords="offset points", xytext=offset, fontsize=8)
     ax.scatter([exact_ms], [1.0], marker="s", color="black", label="exact (sequential scan)")
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("median query latency (ms, client round trip, log scale)")
     ax.set_ylabel("recall@10")
     ax.set_title(f"pgvector HNSW on {n} stdlib passages ({DIM}-d, cosine)")
