@@ -107,7 +107,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--candidates",
         type=int,
         default=50,
-        help="candidates taken from each ranking before reciprocal rank fusion",
+        help="candidates taken from each ranking before reciprocal rank fusion (1..1000; "
+        "hnsw.ef_search is raised to it, as an HNSW scan returns at most ef_search rows)",
     )
     p.add_argument(
         "--recall-queries",
@@ -143,6 +144,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("top_k", "candidates", "recall_queries"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.candidates > 1000 or args.top_k > 1000:
+        p.error("--candidates and --top-k must be at most 1000 (hnsw.ef_search's maximum)")
     if args.max_passages is not None and args.max_passages < 3:
         p.error("--max-passages must be at least 3")
     return args
@@ -532,7 +535,14 @@ def main(argv: Sequence[str] | None = None) -> Results:
             ).scalar()
         console.print(f"index: {results.index_definition}")
 
-    with stage(console, results, "questions"), engine.connect() as conn:
+    # an HNSW scan yields at most hnsw.ef_search rows: make room for every candidate
+    ef_search = max(40, args.candidates, args.top_k)
+    with (
+        stage(console, results, "questions"),
+        engine.connect() as conn,
+        conn.begin(),
+        search_settings(conn, ef_search=ef_search),
+    ):
         questions = list(_questions.DEMO_QUESTIONS) + list(args.question)
         dq = data.encode_dense(questions)
         sq = data.encode_sparse(questions)
@@ -567,6 +577,7 @@ def main(argv: Sequence[str] | None = None) -> Results:
                     label, f"{rates[name]:.2f}  ({round(rates[name] * answerable)}/{answerable})"
                 )
         console.print(table)
+        console.print(f"(dense and hybrid queries ran with hnsw.ef_search = {ef_search})")
         if answerable < len(_questions.QUESTIONS):
             console.print(
                 f"({len(_questions.QUESTIONS) - answerable} labelled questions have no answer "
