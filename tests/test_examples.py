@@ -57,6 +57,43 @@ def _tables(url: str, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+# --- the corpus -------------------------------------------------------------------------------
+
+
+def test_corpus_is_the_same_on_every_run() -> None:
+    corpus = _example("_corpus")
+    first = corpus.stdlib_passages(["json", "csv"])
+    assert first == corpus.stdlib_passages(["json", "csv"])
+    modules = [p.qualname for p in first if p.kind == "module"]
+    assert modules == sorted(modules)
+    assert modules[0] == "csv"
+
+
+def test_corpus_never_imports_modules_with_side_effects() -> None:
+    names = _example("_corpus").module_names()
+    for name in ("antigravity", "this", "idlelib", "tkinter", "turtle"):
+        assert name not in names
+        assert name not in sys.modules  # "antigravity" would have opened a browser
+    assert not [n for n in names if n == "test" or n.startswith("test.")]
+    assert not [n for n in names if ".tests" in n or ".test." in n]
+
+
+def test_corpus_names_objects_where_the_public_api_exposes_them() -> None:
+    names = {d.qualname for d in _example("_corpus").stdlib_docs(["json", "sqlite3", "logging"])}
+    assert "json.JSONEncoder" in names  # defined in json.encoder, exported by json
+    assert "sqlite3.connect" in names  # implemented in the C module _sqlite3
+    assert "logging.Formatter.converter" not in names  # an alias of time.localtime
+
+
+def test_passages_stay_below_the_sparsevec_hnsw_limit() -> None:
+    corpus = _example("_corpus")
+    doc = corpus.Doc("m.f", "function", "\n\n".join(["word " * 90] * 5))
+    passages = corpus.split_passages(doc, max_words=120)
+    assert [len(p.text.split()) for p in passages] == [90, 90, 90, 90, 90]
+    long_doc = corpus.Doc("m.g", "function", "word " * 300)
+    assert [len(p.text.split()) for p in corpus.split_passages(long_doc, 120)] == [120, 120, 60]
+
+
 # --- semantic search ----------------------------------------------------------------------------
 
 
