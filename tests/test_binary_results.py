@@ -38,13 +38,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects.postgresql.psycopg import PGExecutionContext_psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import UserDefinedType
 
-from vecalchemy import Bit, HalfVec, SparseVec, SparseVector, Vector
+from vecalchemy import Bit, HalfVec, SparseVec, SparseVector, Vector, install
 
 TEXT, BINARY = 0, 1
 
@@ -474,3 +475,25 @@ async def test_async_statements_returning_vectors_use_binary_results(
         await conn.execute(select(table.c.id, table.c.embedding))
         await conn.execute(select(table.c.id, table.c.ts))
     assert formats == [{BINARY if mode != "text" else TEXT}, {TEXT}]
+
+
+def test_install_on_a_dialect_with_its_own_execution_context_uses_cursor_events(
+    vector_database_url: str, vector_schema: str, table: Table, text_engine: Engine
+) -> None:
+    class CustomContext(PGExecutionContext_psycopg):
+        pass
+
+    eng = make_engine(vector_database_url, vector_schema, "text")
+    eng.dialect.execution_ctx_cls = CustomContext
+    assert install(eng)
+    assert eng.dialect.execution_ctx_cls is CustomContext
+    spy = FormatSpy(eng)
+    stmt = select(table).order_by(table.c.id)
+    try:
+        assert _fetch(eng, select(table.c.id, table.c.embedding, table.c.docb)) == _fetch(
+            text_engine, select(table.c.id, table.c.embedding, table.c.docb)
+        )
+        assert _fetch(eng, stmt) == _fetch(text_engine, stmt)
+    finally:
+        eng.dispose()
+    assert spy.formats == [{BINARY}, {TEXT}]

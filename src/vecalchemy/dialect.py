@@ -9,29 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects.postgresql.psycopg import (
-    PGDialect_psycopg,
-    PGDialectAsync_psycopg,
-    PGExecutionContext_psycopg,
-)
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
 
 from .psycopg import fetch_type_oids, register_on_adapters
-from .results import check_result_format, choose_result_format
+from .results import VecalchemyExecutionContext
 
-__all__ = ["VecalchemyDialect", "VecalchemyAsyncDialect"]
-
-
-class VecalchemyExecutionContext(PGExecutionContext_psycopg):
-    """Asks for binary results when a statement returns vectors and only binary-safe
-    columns (see :mod:`vecalchemy.results`)."""
-
-    def pre_exec(self) -> None:
-        super().pre_exec()  # type: ignore[no-untyped-call]
-        choose_result_format(self, self.cursor)
-
-    def post_exec(self) -> None:
-        check_result_format(self, self.cursor)
-        super().post_exec()  # type: ignore[no-untyped-call]
+__all__ = ["VecalchemyDialect", "VecalchemyAsyncDialect", "VecalchemyExecutionContext"]
 
 
 class _VecalchemyMixin:

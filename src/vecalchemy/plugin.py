@@ -11,11 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql.psycopg import PGExecutionContext_psycopg
 from sqlalchemy.engine import CreateEnginePlugin, Engine
 from sqlalchemy.engine.url import URL
 
 from .psycopg import fetch_type_oids, register_on_adapters
-from .results import on_after_cursor_execute, on_before_cursor_execute
+from .results import (
+    VecalchemyExecutionContext,
+    on_after_cursor_execute,
+    on_before_cursor_execute,
+)
 
 __all__ = ["VecalchemyPlugin", "install"]
 
@@ -41,8 +46,14 @@ def install(engine: Engine) -> bool:
         dialect._vecalchemy_binary = True  # type: ignore[attr-defined]
     if not event.contains(engine, "connect", _on_connect):
         event.listen(engine, "connect", _on_connect)
-    # binary results for statements returning vectors (vecalchemy.results)
-    if not event.contains(engine, "before_cursor_execute", on_before_cursor_execute):
+    # binary results for statements returning vectors (vecalchemy.results): the same
+    # execution context as the dialect's, set on this engine's dialect instance only
+    ctx = dialect.execution_ctx_cls
+    if ctx is PGExecutionContext_psycopg:
+        dialect.execution_ctx_cls = VecalchemyExecutionContext
+    elif not issubclass(ctx, VecalchemyExecutionContext) and not event.contains(
+        engine, "before_cursor_execute", on_before_cursor_execute
+    ):
         event.listen(engine, "before_cursor_execute", on_before_cursor_execute)
         event.listen(engine, "after_cursor_execute", on_after_cursor_execute)
     return True

@@ -14,9 +14,10 @@ as ``Enum`` or ``CITEXT`` is not in it). After execution the server's column oid
 checked too: a column without a binary loader (a model whose declared type differs
 from the table's) turns the statement back to text from its next execution.
 
-The ``postgresql+vecalchemy`` dialect applies it from its execution context; the
-engine plugin from a ``before_cursor_execute`` listener. Both call
-:func:`choose_result_format` and :func:`check_result_format`.
+Both the ``postgresql+vecalchemy`` dialect and the engine plugin apply it through
+:class:`VecalchemyExecutionContext` (the plugin sets it on its engine's dialect
+instance); for a dialect with its own execution context class the plugin falls back to
+``before_cursor_execute`` / ``after_cursor_execute`` listeners doing the same.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import psycopg
 from psycopg.pq import Format
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects.postgresql.psycopg import PGExecutionContext_psycopg
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TextualSelect
@@ -39,6 +41,7 @@ __all__ = [
     "binary_results_ok",
     "choose_result_format",
     "check_result_format",
+    "VecalchemyExecutionContext",
     "on_before_cursor_execute",
     "on_after_cursor_execute",
 ]
@@ -151,6 +154,20 @@ def check_result_format(context: Any, cursor: Any) -> None:
             return
 
 
+class VecalchemyExecutionContext(PGExecutionContext_psycopg):
+    """psycopg execution context asking for binary results when a statement returns
+    vectors and only binary-safe columns; used by the ``postgresql+vecalchemy`` dialect
+    and installed on its engine's dialect by the engine plugin."""
+
+    def pre_exec(self) -> None:
+        super().pre_exec()  # type: ignore[no-untyped-call]
+        choose_result_format(self, self.cursor)
+
+    def post_exec(self) -> None:
+        check_result_format(self, self.cursor)
+        super().post_exec()  # type: ignore[no-untyped-call]
+
+
 def on_before_cursor_execute(
     conn: Any,
     cursor: Any,
@@ -159,7 +176,9 @@ def on_before_cursor_execute(
     context: Any,
     executemany: bool,
 ) -> None:
-    """``before_cursor_execute`` listener of the engine plugin."""
+    """``before_cursor_execute`` listener, for engines whose dialect has its own
+    execution context class (the plugin then cannot install
+    :class:`VecalchemyExecutionContext`)."""
     choose_result_format(context, cursor)
 
 
@@ -171,5 +190,5 @@ def on_after_cursor_execute(
     context: Any,
     executemany: bool,
 ) -> None:
-    """``after_cursor_execute`` listener of the engine plugin."""
+    """``after_cursor_execute`` listener paired with :func:`on_before_cursor_execute`."""
     check_result_format(context, cursor)

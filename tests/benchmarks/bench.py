@@ -82,13 +82,12 @@ def raw_connect(url: str) -> psycopg.Connection[Any]:
 # --- the three contestants ---------------------------------------------------------------
 
 
-class Base(DeclarativeBase):
-    pass
-
-
 def make_models(dim: int) -> tuple[Table, type, Table]:
     """vecalchemy Core table + ORM class, and pgvector-python's Core table."""
     from pgvector.sqlalchemy import VECTOR as PgvectorVECTOR
+
+    class Base(DeclarativeBase):
+        pass
 
     ours = Table(
         TABLE,
@@ -212,6 +211,17 @@ class Bench:
         with self.plain.connect() as conn:
             return conn.execute(select(self.peer.c.id, self.peer.c.embedding)).all()
 
+    def fetch_send_bytea(self) -> Any:
+        """The other mechanism: text results, ``vector_send(col)`` as bytea, frombuffer."""
+        with self.raw.cursor() as cur:
+            cur.execute(f"SELECT id, vector_send(embedding) FROM {TABLE}")
+            rows = [
+                (i, np.frombuffer(v, dtype=">f4", offset=4).astype(np.float32))
+                for i, v in cur.fetchall()
+            ]
+        self.raw.rollback()
+        return rows
+
     def fetch_raw(self) -> Any:
         with self.raw.cursor(binary=True) as cur:
             cur.execute(f"SELECT id, embedding FROM {TABLE}")
@@ -280,18 +290,19 @@ FETCHES = [
 
 def alternate(
     impls: dict[str, Callable[[], Any]], repeats: int, before: Callable[[], None] | None = None
-) -> dict[str, list[float]]:
-    """Seconds of each run; the order rotates every repeat so no one always runs first."""
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, client CPU) seconds of each run; the order rotates every repeat so no one
+    always runs first. Client CPU excludes the server's work and the machine's other load."""
     names = list(impls)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             if before is not None:
                 before()
             gc.collect()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             impls[name]()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append((time.perf_counter() - t0, time.process_time() - c0))
     return times
 
 
@@ -342,9 +353,14 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
     table: list[list[Any]] = []
 
     def add(
-        workload: str, times: dict[str, list[float]], raw: str, peer: str | None, unit: str
+        workload: str,
+        times: dict[str, list[tuple[float, float]]],
+        raw: str,
+        peer: str | None,
+        unit: str,
     ) -> None:
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in times.items()}
         for name, t in med.items():
             if unit == "vec/s":
                 figure = n / t
@@ -361,6 +377,9 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
                     f"{figure:,.0f}" if unit == "vec/s" else f"{figure:.3f}",
                     unit,
                     f"{t / n * 1e6:.1f}" if unit == "vec/s" else "",
+                    f"{cpu[name] / n * 1e6:.1f}"
+                    if unit == "vec/s"
+                    else f"{cpu[name] / len(b.queries) * 1e3:.3f}",
                     f"{vs_raw:.2f}x",
                     "" if vs_peer is None else f"{vs_peer:.2f}x",
                 ]
@@ -389,6 +408,7 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
             "vecalchemy ORM": b.fetch_orm,
             "vecalchemy fetch_matrix": b.fetch_matrix,
             "raw psycopg binary": b.fetch_raw,
+            "raw psycopg text, vector_send bytea": b.fetch_send_bytea,
         }
         if peers:
             impls["pgvector-python"] = b.fetch_peer
@@ -421,10 +441,11 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
                 "figure",
                 "unit",
                 "µs/row",
+                "client CPU µs/row (ms/query)",
                 "vs raw",
                 "vs pgvector-python",
             ],
-            colalign=("left", "left", "right", "left", "right", "right", "right"),
+            colalign=("left", "left", "right", "left", "right", "right", "right", "right"),
         )
     )
     if mem:
