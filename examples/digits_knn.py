@@ -274,8 +274,8 @@ def load(
     for ix in INDEXES:
         build_vector_index(engine, ix, progress=progress)
     with engine.begin() as conn:
-        conn.execute(text("ANALYZE digit"))
-        conn.execute(text("ANALYZE digit_query"))
+        for table in (digit, digit_query):
+            conn.execute(text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}"))
 
 
 def main(argv: Sequence[str] | None = None) -> Results:

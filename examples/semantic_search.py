@@ -297,7 +297,7 @@ def load(engine: Engine, data: Embedded, progress: bool) -> None:
         )
     build_vector_index(engine, index, progress=progress)
     with engine.begin() as conn:
-        conn.execute(text("ANALYZE passage"))
+        conn.execute(text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}"))
 
 
 # --- queries -----------------------------------------------------------------------------------
