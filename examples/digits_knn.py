@@ -98,7 +98,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="digits_knn.py",
         description="k-NN classification of scikit-learn's digits in SQL, checked against "
         "scikit-learn's KNeighborsClassifier",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--database-url",
@@ -106,18 +105,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="SQLAlchemy URL of a PostgreSQL with pgvector >= 0.8 (default: "
         "$VECALCHEMY_DATABASE_URL, else a Docker container or the embedded server)",
     )
-    p.add_argument("-k", "--neighbors", type=int, default=5, help="k of k-NN")
-    p.add_argument("--test-size", type=float, default=0.3, help="held-out fraction")
-    p.add_argument("--seed", type=int, default=0, help="random_state of the split")
     p.add_argument(
-        "--limit", type=int, default=None, help="use only the first N digits (for a quick run)"
+        "-k", "--neighbors", type=int, default=5, help="k of k-NN (default: %(default)s)"
     )
-    p.add_argument("--ef-search", type=int, default=40, help="hnsw.ef_search for ANN queries")
+    p.add_argument(
+        "--test-size", type=float, default=0.3, help="held-out fraction (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random_state of the split (default: %(default)s)"
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use only the first N digits, for a quick run (default: all 1797)",
+    )
+    p.add_argument(
+        "--ef-search",
+        type=int,
+        default=40,
+        help="hnsw.ef_search for ANN queries (default: %(default)s)",
+    )
     p.add_argument(
         "--rerank",
         type=int,
         default=40,
-        help="candidates fetched by Hamming distance before the exact re-ranking",
+        help="candidates fetched by Hamming distance before the exact re-ranking "
+        "(default: %(default)s)",
     )
     p.add_argument("--keep", action="store_true", help="keep the tables digit, digit_query")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

