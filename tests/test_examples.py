@@ -16,7 +16,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from vecalchemy.pytest_plugin import libpq_conninfo
+from vecalchemy.testing import libpq_conninfo
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
