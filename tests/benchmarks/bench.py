@@ -170,7 +170,7 @@ class Bench:
             copy_rows(conn, self.ours, {"id": self.ids, "embedding": self.matrix}, progress=False)
 
     def copy_raw(self) -> None:
-        """Near the limit: the whole matrix encoded into one NumPy buffer, one write."""
+        """Near the limit: the whole matrix encoded into one NumPy buffer, written at once."""
         rec = np.empty(
             self.n,
             [
@@ -190,7 +190,7 @@ class Bench:
             cur.copy(f"COPY {TABLE} (id, embedding) FROM STDIN (FORMAT BINARY)") as cp,
         ):
             cp.write(COPY_SIGNATURE)
-            cp.write(rec.data)
+            cp.write(memoryview(rec.data).cast("B"))  # bytes, so psycopg can slice it
             cp.write(COPY_TRAILER)
         self.raw.commit()
 
