@@ -21,15 +21,17 @@ import itertools
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Table, inspect, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.schema import Column
+
+if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .codecs import check_sparse, encode_sparse_binary
 from .exc import InvalidVectorError
@@ -405,6 +407,21 @@ def copy_rows(
     return n
 
 
+async def _async_connection(connection: AsyncConnection | AsyncSession) -> AsyncConnection:
+    """The AsyncConnection behind ``connection``, inside a transaction."""
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+    if isinstance(connection, AsyncSession):
+        return await connection.connection()
+    if isinstance(connection, AsyncConnection):
+        if not connection.in_transaction():
+            await connection.begin()
+        return connection
+    raise TypeError(
+        f"expected an AsyncConnection or AsyncSession, got {type(connection).__name__}"
+    )
+
+
 async def copy_rows_async(
     connection: AsyncConnection | AsyncSession,
     table: Any,
@@ -415,16 +432,7 @@ async def copy_rows_async(
 ) -> int:
     """:func:`copy_rows` for an ``AsyncConnection`` or ``AsyncSession`` (same arguments,
     same validation, same errors)."""
-    if isinstance(connection, AsyncSession):
-        aconn = await connection.connection()
-    elif isinstance(connection, AsyncConnection):
-        aconn = connection
-        if not aconn.in_transaction():
-            await aconn.begin()
-    else:
-        raise TypeError(
-            f"expected an AsyncConnection or AsyncSession, got {type(connection).__name__}"
-        )
+    aconn = await _async_connection(connection)
     table_obj, by_name = _table_of(table)
     raw = await aconn.get_raw_connection()
     driver = raw.driver_connection
@@ -568,16 +576,7 @@ async def fetch_matrix_async(
     connection: AsyncConnection | AsyncSession, target: Any
 ) -> np.ndarray:
     """:func:`fetch_matrix` for an ``AsyncConnection`` or ``AsyncSession``."""
-    if isinstance(connection, AsyncSession):
-        aconn = await connection.connection()
-    elif isinstance(connection, AsyncConnection):
-        aconn = connection
-        if not aconn.in_transaction():
-            await aconn.begin()
-    else:
-        raise TypeError(
-            f"expected an AsyncConnection or AsyncSession, got {type(connection).__name__}"
-        )
+    aconn = await _async_connection(connection)
     stmt, sql_type, dim = _matrix_statement(target)
     sql, params = _copy_out(stmt, aconn.dialect)
     raw = await aconn.get_raw_connection()

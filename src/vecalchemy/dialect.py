@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
+from sqlalchemy.engine import Engine
 
+from .plugin import install
 from .psycopg import fetch_type_oids, register_on_adapters
 from .results import VecalchemyExecutionContext
 
@@ -43,8 +45,17 @@ class VecalchemyDialect(_VecalchemyMixin, PGDialect_psycopg):
     def get_async_dialect_cls(cls, url: Any) -> Any:
         return VecalchemyAsyncDialect
 
+    @classmethod
+    def engine_created(cls, engine: Engine) -> None:
+        # the same engine-level behaviour as the plugin (query checks, search option)
+        install(engine)
+
 
 class VecalchemyAsyncDialect(_VecalchemyMixin, PGDialectAsync_psycopg):
     """Async ``postgresql+vecalchemy`` dialect, chosen by ``create_async_engine``."""
 
     supports_statement_cache = True
+
+    @classmethod
+    def engine_created(cls, engine: Engine) -> None:
+        install(engine)

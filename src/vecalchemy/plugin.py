@@ -15,12 +15,14 @@ from sqlalchemy.dialects.postgresql.psycopg import PGExecutionContext_psycopg
 from sqlalchemy.engine import CreateEnginePlugin, Engine
 from sqlalchemy.engine.url import URL
 
+from .checks import install_query_checks
 from .psycopg import fetch_type_oids, register_on_adapters
 from .results import (
     VecalchemyExecutionContext,
     on_after_cursor_execute,
     on_before_cursor_execute,
 )
+from .search import install_search_options
 
 __all__ = ["VecalchemyPlugin", "install"]
 
@@ -31,7 +33,10 @@ def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def install(engine: Engine) -> bool:
-    """Turn on vecalchemy's binary path for an existing psycopg ``engine``.
+    """Turn on vecalchemy for an existing psycopg ``engine``: binary adapters on each new
+    connection, binary results for statements returning vectors, the query checks
+    (:class:`~vecalchemy.exc.VectorIndexWarning`, see :func:`vecalchemy.install_query_checks`)
+    and the ``vector_search`` execution option (:func:`vecalchemy.install_search_options`).
 
     Idempotent. Returns ``False`` (and changes nothing) for a non-psycopg driver.
     Connections already in the pool are not changed: call it before connecting.
@@ -43,8 +48,8 @@ def install(engine: Engine) -> bool:
     ):
         return False
     if not getattr(dialect, "_vecalchemy_binary", False):
+        # (the postgresql+vecalchemy dialect registers adapters in its own on_connect)
         dialect._vecalchemy_binary = True  # type: ignore[attr-defined]
-    if not event.contains(engine, "connect", _on_connect):
         event.listen(engine, "connect", _on_connect)
     # binary results for statements returning vectors (vecalchemy.results): the same
     # execution context as the dialect's, set on this engine's dialect instance only
@@ -56,6 +61,8 @@ def install(engine: Engine) -> bool:
     ):
         event.listen(engine, "before_cursor_execute", on_before_cursor_execute)
         event.listen(engine, "after_cursor_execute", on_after_cursor_execute)
+    install_query_checks(engine)
+    install_search_options(engine)
     return True
 
 
