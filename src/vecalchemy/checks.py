@@ -47,7 +47,7 @@ from sqlalchemy.sql.schema import Column
 
 from .exc import VectorIndexWarning
 from .indexes import VectorIndexSpec, vector_index_spec
-from .metrics import METRICS
+from .metrics import INDEX_METHODS, METRICS
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -453,7 +453,7 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
                 else preparer.quote_identifier(index)
             )
             am = conn.execute(_AM_SQL, {"name": qualified}).scalar()
-            if am in ("hnsw", "ivfflat"):
+            if am in INDEX_METHODS:
                 vector.append((index, str(am)))
             else:
                 other.append(index)
