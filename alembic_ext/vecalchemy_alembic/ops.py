@@ -31,7 +31,13 @@ from sqlalchemy.sql.elements import Label, TextClause
 
 from vecalchemy.exc import IndexDefinitionError
 from vecalchemy.indexes import validate_vector_index
-from vecalchemy.metrics import INDEX_METHODS, opclass_for, opclass_info
+from vecalchemy.metrics import (
+    DEFAULT_OPCLASS,
+    INDEX_METHODS,
+    metrics_for,
+    opclass_for,
+    opclass_info,
+)
 from vecalchemy.types import Bit, HalfVec, SparseVec, Vector, VectorType
 
 from .ddl import (
@@ -162,10 +168,10 @@ class CreateVectorIndexOp(MigrateOperation):
                 sql_type = opclass_info(opclass)[0]
             except ValueError as e:
                 raise IndexDefinitionError(f"{self.method} index: {e}") from None
-        elif metric in ("hamming", "jaccard"):
+        elif metric is not None and metric in metrics_for("bit"):
             sql_type = "bit"
-        elif metric is None and self.method == "hnsw":
-            raise IndexDefinitionError(
+        elif metric is None and DEFAULT_OPCLASS.get(self.method) is None:
+            raise IndexDefinitionError(  # HNSW is the method without one
                 f"HNSW index {self.index_name!r}: HNSW has no default operator class; give "
                 "opclass= (e.g. 'vector_cosine_ops') or metric= (e.g. 'cosine')"
             )
