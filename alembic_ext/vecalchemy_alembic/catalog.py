@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Column, text
@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import visitors
 
 from vecalchemy.indexes import INDEX_OPTIONS, VectorIndexSpec
+from vecalchemy.metrics import INDEX_METHODS
 
 from .ddl import create_index_sql, sql_text
 
@@ -64,7 +65,7 @@ _REFLECT = (
     " JOIN pg_am am ON am.oid = i.relam"
     " JOIN pg_opclass oc ON oc.oid = x.indclass[0]"
     " LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]"
-    " WHERE am.amname IN ('hnsw', 'ivfflat') AND x.indrelid = {relid}"
+    " WHERE am.amname = ANY(:methods) AND x.indrelid = {relid}"
     " ORDER BY i.relname"
 )
 _BY_NAME = text(
@@ -100,7 +101,7 @@ def _rows(conn: Connection, query: Any, params: dict[str, Any]) -> dict[str, Ref
             options=_options(row[5]),
             where=row[6],
         )
-        for row in conn.execute(query, params)
+        for row in conn.execute(query, {**params, "methods": list(INDEX_METHODS)})
     }
 
 
@@ -166,13 +167,5 @@ def canonical_forms(
             continue
         finally:
             savepoint.rollback()
-        out[name] = ReflectedVectorIndex(
-            name=name,
-            method=found.method,
-            key=found.key,
-            column=found.column,
-            opclass=found.opclass,
-            options=found.options,
-            where=found.where,
-        )
+        out[name] = replace(found, name=name)
     return out
