@@ -330,6 +330,20 @@ def test_binary_quantized_search_reranks_exactly(
     assert ids == list(np.argsort(_cosine(data, q))[:5])
 
 
+@pytest.mark.parametrize("bq_metric", ["l2", "hamming_distance"])
+def test_binary_quantized_search_refuses_a_bq_metric_that_is_not_a_bit_metric(
+    bq_metric: str,
+) -> None:
+    t = Table("bq_docs", MetaData(), Column("id", Integer), Column("e", Vector(3)))
+    with pytest.raises(
+        ValueError,
+        match=f"bq_metric must be a bit metric \\(hamming, jaccard\\), got '{bq_metric}'",
+    ):
+        binary_quantized_search(
+            select(t.c.id), t.c.e, [1, 2, 3], 5, metric="l2", bq_metric=bq_metric
+        )
+
+
 def test_binary_quantized_search_uses_the_binary_index(
     vector_engine: Engine, items: tuple[Table, np.ndarray]
 ) -> None:

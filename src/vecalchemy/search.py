@@ -31,7 +31,7 @@ from sqlalchemy.sql import ColumnElement
 
 from .exc import SearchSettingError
 from .functions import binary_quantize
-from .metrics import METRICS
+from .metrics import METRICS, metrics_for
 from .types import Bit, VectorType
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
@@ -442,8 +442,11 @@ def binary_quantized_search(
 
     served by ``HnswIndex(name, cast(binary_quantize(col), Bit(dim)), metric="hamming")``.
     ``candidates`` defaults to ``4 * k``; ``metric`` (the exact re-rank) defaults to the
-    column's declared metric. Raises :class:`ValueError` for bad ``k``/``candidates``
-    and :class:`TypeError` for a column that is not a dense vector with a dimension.
+    column's declared metric; ``bq_metric`` is the bit metric of the index (``hamming``
+    or ``jaccard``). Raises :class:`ValueError` for bad ``k``/``candidates``, a missing
+    or unknown ``metric`` or a ``bq_metric`` that is not a bit metric, and
+    :class:`TypeError` for a column that is not a dense vector with a dimension (or a
+    ``metric`` its type does not define).
     """
     _positive_int("k", k)
     n = _positive_int("candidates", candidates if candidates is not None else 4 * k)
@@ -461,6 +464,10 @@ def binary_quantized_search(
             f"give metric= for the exact re-rank ({vtype!r} declares none)"
             if rerank_metric is None
             else f"unknown metric {rerank_metric!r}"
+        )
+    if bq_metric not in metrics_for("bit"):
+        raise ValueError(
+            f"bq_metric must be a bit metric ({', '.join(metrics_for('bit'))}), got {bq_metric!r}"
         )
     bq_method = METRICS[bq_metric].method
     quantized = cast(binary_quantize(col), Bit(vtype.dim))
