@@ -541,6 +541,30 @@ def test_spec_of_a_plain_sqlalchemy_index() -> None:
     assert spec.expression is t.c.e
 
 
+def test_spec_of_a_plain_ivfflat_index_without_opclass_has_the_default_opclass() -> None:
+    # the DDL names no opclass, so PostgreSQL builds vector_l2_ops, whatever the column declares
+    t = _table(Column("e", Vector(3, metric="cosine")))
+    plain = Index("ix", t.c.e, postgresql_using="ivfflat")
+    with pytest.raises(IndexDefinitionError) as e:
+        vector_index_spec(plain)
+    assert "operator class vector_l2_ops serves the 'l2' metric" in str(e.value)
+    assert "the column type declares 'cosine'" in str(e.value)
+
+
+def test_spec_of_a_plain_hnsw_index_without_opclass_is_refused_as_by_the_server(
+    vector_engine: Engine,
+) -> None:
+    t = _table(Column("e", Vector(3, metric="cosine")), name="plain_hnsw")
+    plain = Index("ix_plain_hnsw", t.c.e, postgresql_using="hnsw")
+    message = 'data type vector has no default operator class for access method "hnsw"'
+    with pytest.raises(IndexDefinitionError) as e:
+        vector_index_spec(plain)
+    assert message in str(e.value)
+    with pytest.raises(DBAPIError) as server:
+        t.metadata.create_all(vector_engine)
+    assert message in str(server.value)
+
+
 def test_spec_of_a_btree_index_is_none() -> None:
     t = _table(Column("n", Integer))
     assert vector_index_spec(Index("ix", t.c.n)) is None

@@ -375,6 +375,8 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
         opclass = ops.get(key) if key is not None else None
         if isinstance(first, TextClause):
             first = _typed_reflected_expression(first.text)
+        if opclass is None:
+            opclass = _default_opclass(method, first)
     with_: Mapping[str, Any] = pg.get("with") or {}
     options = {k: _int_option(v) for k, v in with_.items()}
     where = pg.get("where")
@@ -390,6 +392,28 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
         n_expressions=len(expressions),
         where=where,
     )
+
+
+def _default_opclass(method: str, expression: Any) -> str | None:
+    """The opclass PostgreSQL picks for a key whose DDL names none.
+
+    That is the method's default for the key's type (IVFFlat ``vector_l2_ops``), never
+    the metric the column type declares; refused, as by PostgreSQL, when there is none.
+    ``None`` when the type is unknown (left to :func:`validate_vector_index`).
+    """
+    try:
+        sql_type = _vector_type_of(_unlabel(expression))[0]
+    except (TypeError, AttributeError):
+        return None
+    default = DEFAULT_OPCLASS.get(method)
+    if default is None or opclass_info(default)[0] != sql_type:
+        raise _fail(
+            method,
+            f'data type {sql_type} has no default operator class for access method "{method}"; '
+            'name one in postgresql_ops (e.g. {"embedding": "vector_cosine_ops"}), or '
+            "declare HnswIndex/IvfflatIndex, which take the column type's metric",
+        )
+    return default
 
 
 #: a reflected expression ends with a cast to a typed vector: ``(e::halfvec(3))``
