@@ -38,7 +38,7 @@ from vecalchemy.metrics import (
     opclass_for,
     opclass_info,
 )
-from vecalchemy.types import Bit, HalfVec, SparseVec, Vector, VectorType
+from vecalchemy.types import TYPES_BY_SQL_TYPE, VectorType
 
 from .ddl import (
     Expression,
@@ -56,13 +56,6 @@ __all__ = [
     "DropVectorExtensionOp",
     "AlterVectorExtensionUpdateOp",
 ]
-
-_TYPES: dict[str, type[VectorType]] = {
-    "vector": Vector,
-    "halfvec": HalfVec,
-    "sparsevec": SparseVec,
-    "bit": Bit,
-}
 
 
 def _execute(operations: Operations, sql: str, *, autocommit: bool = False) -> None:
@@ -177,7 +170,7 @@ class CreateVectorIndexOp(MigrateOperation):
             )
         else:
             sql_type = "vector"
-        stand_in = literal_column("stand_in", _TYPES[sql_type](2))
+        stand_in = literal_column("stand_in", TYPES_BY_SQL_TYPE[sql_type](2))
         spec = validate_vector_index(
             self.method, stand_in, metric=metric, opclass=opclass, options=options, where=where
         )

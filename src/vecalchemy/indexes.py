@@ -41,7 +41,7 @@ from .metrics import (
     opclass_for,
     opclass_info,
 )
-from .types import VectorType
+from .types import TYPES_BY_SQL_TYPE, VectorType
 
 __all__ = [
     "HnswIndex",
@@ -417,19 +417,16 @@ def _default_opclass(method: str, expression: Any) -> str | None:
 
 
 #: a reflected expression ends with a cast to a typed vector: ``(e::halfvec(3))``
-_REFLECTED_CAST = re.compile(r"::(vector|halfvec|sparsevec|bit)\((\d+)\)\)*$")
+_REFLECTED_CAST = re.compile(rf"::({'|'.join(TYPES_BY_SQL_TYPE)})\((\d+)\)\)*$")
 
 
 def _typed_reflected_expression(sql: str) -> Any:
     """A reflected expression (text) as a typed ``literal_column`` for validation."""
-    from .types import Bit, HalfVec, SparseVec, Vector  # noqa: PLC0415
-
     found = _REFLECTED_CAST.search(sql.strip())
     if found is None:
         return text(sql)  # refused by validate_vector_index: its type is unknown
     sql_type, dim = found.group(1), int(found.group(2))
-    vtype = {"vector": Vector, "halfvec": HalfVec, "sparsevec": SparseVec, "bit": Bit}[sql_type]
-    return literal_column(sql, vtype(dim))
+    return literal_column(sql, TYPES_BY_SQL_TYPE[sql_type](dim))
 
 
 _RESERVED = ("postgresql_using", "postgresql_ops", "postgresql_with", "postgresql_include")

@@ -28,7 +28,7 @@ from .metrics import MAX_DIM, METRICS, SPARSEVEC_MAX_DIM, metrics_for
 from .psycopg import BitParam, DenseParam, HalfVecParam
 from .values import SparseVector
 
-__all__ = ["Vector", "HalfVec", "SparseVec", "Bit", "VectorType"]
+__all__ = ["Vector", "HalfVec", "SparseVec", "Bit", "VectorType", "TYPES_BY_SQL_TYPE"]
 
 
 # --- impls: DDL and bind casts ------------------------------------------------------
@@ -426,6 +426,12 @@ class Bit(VectorType):
         return str
 
 
+#: pgvector SQL type name (``"vector"``, ``"halfvec"``, ``"sparsevec"``, ``"bit"``) -> type class
+TYPES_BY_SQL_TYPE: dict[str, type[VectorType]] = {
+    cls.sql_type: cls for cls in (Vector, HalfVec, SparseVec, Bit)
+}
+
+
 # --- reflection ----------------------------------------------------------------------
 
 
@@ -434,5 +440,6 @@ def register_reflection() -> None:
 
     Idempotent; called on import of :mod:`vecalchemy`. Plain ``bit`` stays SQLAlchemy's.
     """
-    for name, cls in (("vector", Vector), ("halfvec", HalfVec), ("sparsevec", SparseVec)):
-        pg_base.ischema_names.setdefault(name, cls)
+    for name, cls in TYPES_BY_SQL_TYPE.items():
+        if cls is not Bit:  # PostgreSQL's own bit stays SQLAlchemy's BIT
+            pg_base.ischema_names.setdefault(name, cls)
