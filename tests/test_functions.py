@@ -150,6 +150,18 @@ def test_subvector_returns_the_slice_typed_with_its_count(engine: Engine, table:
     np.testing.assert_array_equal(np.array(got), DATA[:, 1:4])
 
 
+@pytest.mark.parametrize(("start", "count", "dim"), [(5, 4, 2), (0, 3, 2), (-2, 4, 1)])
+def test_subvector_is_typed_with_the_length_pgvector_clamps_it_to(
+    engine: Engine, table: Table, start: int, count: int, dim: int
+) -> None:
+    expr = subvector(table.c.v, start, count)
+    assert repr(expr.type) == f"Vector({dim})"
+    q = np.ones(dim, dtype=np.float32)
+    got = column(engine, table, expr.l2_distance(q))
+    kept = DATA[:, max(start, 1) - 1 : max(start, 1) - 1 + dim]
+    np.testing.assert_allclose(got, np.linalg.norm(kept - q, axis=1), rtol=1e-6)
+
+
 def test_subvector_of_halfvec_stays_halfvec(engine: Engine, table: Table) -> None:
     got = column(engine, table, subvector(table.c.h, 1, 2))
     assert got[0].dtype == np.float16

@@ -87,12 +87,30 @@ def binary_quantize(expr: Any) -> ColumnElement[Any]:
     return func.binary_quantize(e, type_=Bit(vtype.dim))
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _subvector_dim(dim: int | None, start: Any, count: Any) -> int | None:
+    """How many elements ``subvector`` returns, as pgvector computes it (src/vector.c):
+    a ``start`` below 1 shortens the slice, and the slice stops at the last element."""
+    if not _is_int(count) or count < 1:
+        return None
+    if dim is None or not _is_int(start):
+        return int(count)  # at most count: the argument's dimension is unknown
+    got = min(start + count, dim + 1) - max(start, 1)
+    return got if got >= 1 else None  # pgvector raises for an empty slice
+
+
 def subvector(expr: Any, start: int, count: int) -> ColumnElement[Any]:
     """``subvector(v, start, count)`` (pgvector 0.7.0): ``count`` elements from the 1-based
-    ``start``; typed as the argument's type with dimension ``count``."""
+    ``start``, clamped to the elements there are; typed as the argument's type with that
+    dimension (``count`` when the argument's dimension is unknown). pgvector raises
+    ``vector must have at least 1 dimension`` for an empty slice."""
     e, vtype = _vector_arg(expr, _DENSE, "subvector")
-    dim = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else None
-    return func.subvector(e, start, count, type_=type(vtype)(dim))
+    return func.subvector(
+        e, start, count, type_=type(vtype)(_subvector_dim(vtype.dim, start, count))
+    )
 
 
 def vector_dims(expr: Any) -> ColumnElement[int]:
