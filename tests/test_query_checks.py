@@ -349,6 +349,15 @@ def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
     assert full == 1.0
 
 
+def test_recall_refuses_an_autocommit_connection(docs: Engine) -> None:
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
+    with (
+        docs.connect() as conn,
+        pytest.raises(ValueError, match="measure_recall needs a transaction"),
+    ):
+        measure_recall(conn.execution_options(isolation_level="AUTOCOMMIT"), stmt, 10)
+
+
 def test_recall_refuses_a_bad_k(docs: Engine) -> None:
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
     with docs.connect() as conn, pytest.raises(ValueError, match="k must be a positive int"):

@@ -46,7 +46,7 @@ from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.schema import Column
 
 from .exc import VectorIndexWarning
-from .indexes import VectorIndexSpec, vector_index_spec
+from .indexes import VectorIndexSpec, _is_autocommit, vector_index_spec
 from .metrics import INDEX_METHODS, METRICS
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
@@ -481,12 +481,19 @@ def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
     and returns
     ``|ANN top-k ∩ exact top-k| / |exact top-k|`` comparing the first selected column
     (select the primary key first). Both settings are restored afterwards. Returns
-    1.0 when the exact answer is empty. Raises :class:`ValueError` for a bad ``k``.
+    1.0 when the exact answer is empty. Raises :class:`ValueError` for a bad ``k`` and
+    for an AUTOCOMMIT connection, where ``SET LOCAL`` would not reach the exact query.
     Async: ``await async_conn.run_sync(measure_recall, stmt, k)``.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     conn = _sync(bind)
+    if _is_autocommit(conn):
+        raise ValueError(
+            "measure_recall needs a transaction: it turns index scans off with SET LOCAL, "
+            "which on this AUTOCOMMIT connection would last a single statement and leave "
+            "the exact query on the index"
+        )
     ann = _first_column(conn.execute(stmt), k)
     previous = conn.execute(
         select(func.current_setting("enable_indexscan"), func.current_setting("enable_seqscan"))
