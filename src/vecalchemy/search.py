@@ -31,6 +31,7 @@ from sqlalchemy.sql import ColumnElement
 
 from .exc import SearchSettingError
 from .functions import binary_quantize
+from .indexes import _is_autocommit
 from .metrics import METRICS, metrics_for
 from .types import Bit, VectorType
 
@@ -220,9 +221,7 @@ def _ensure_loaded(conn: Connection) -> None:
 
 
 def _refuse_autocommit(conn: Connection) -> None:
-    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT" or (
-        getattr(conn.connection.dbapi_connection, "autocommit", False) is True
-    ):
+    if _is_autocommit(conn):
         raise SearchSettingError(
             "search settings are applied with SET LOCAL and need a transaction; this "
             "connection is AUTOCOMMIT, where they would last a single statement"
