@@ -4,8 +4,8 @@
 applies ``hnsw.ef_search`` ... with ``set_config(name, value, true)`` (= ``SET LOCAL``):
 visible to the rest of the current transaction only, restored on leaving the block, gone
 at commit/rollback. Every value is checked against the type and range pgvector declares
-(PGVECTOR_FACTS §5, pgvector src/hnsw.c, src/ivfflat.c) before anything is sent, and is
-sent as a bound parameter, never pasted into SQL. The vector library is loaded in the
+(pgvector src/hnsw.c ``HnswInit``, src/ivfflat.c ``IvfflatInit``) before anything is
+sent, and is sent as a bound parameter, never pasted into SQL. The vector library is loaded in the
 backend first: before it is loaded, ``hnsw.*`` settings are mere placeholders that
 silently revert to the default when it loads.
 
@@ -58,7 +58,8 @@ class _Guc:
     choices: tuple[str, ...] = ()
 
 
-#: field of :class:`SearchSettings` -> pgvector GUC (PGVECTOR_FACTS §5, pg_settings).
+#: field of :class:`SearchSettings` -> pgvector GUC with its type and range, as
+#: src/hnsw.c and src/ivfflat.c define them (and ``pg_settings`` shows them).
 SEARCH_SETTINGS: dict[str, _Guc] = {
     "ef_search": _Guc("hnsw.ef_search", int, 1, 1000),
     "hnsw_iterative_scan": _Guc(
