@@ -592,6 +592,9 @@ class HnswIndex(_VectorIndex):
     and ``ef_construction`` (4-1000, >= 2*m, default 64) are emitted only when given.
     ``where`` makes a partial index; ``concurrently`` builds with ``CREATE INDEX
     CONCURRENTLY`` outside a transaction. Other keywords go to :class:`sqlalchemy.Index`.
+    A ``sparsevec`` index takes any dimension but at most 1 000 non-zeros per row
+    (``HNSW_MAX_NNZ``, pgvector src/hnsw.h); the server enforces that per row, at build
+    and insert time.
 
     Raises :class:`~vecalchemy.exc.IndexDefinitionError` (see
     :func:`validate_vector_index`) when declared, or when attached to its table for a
