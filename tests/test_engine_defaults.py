@@ -93,3 +93,16 @@ def test_import_needs_no_greenlet() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_untyped_bindparam_operand_takes_the_column_type(engine: Engine) -> None:
+    from sqlalchemy import bindparam
+
+    t = _table()
+    t.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(t.insert(), [{"id": 1, "embedding": [1.0, 0.0, 0.0]}])
+        stmt = select(t.c.embedding.l2_distance(bindparam("q")))
+        assert conn.execute(stmt, {"q": [0.0, 0.0, 0.0]}).scalar_one() == 1.0
+        with pytest.raises(Exception, match="expected 3 dimensions, not 2"):
+            conn.execute(stmt, {"q": [0.0, 0.0]})

@@ -113,9 +113,16 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
             # like pgvector's input functions: parse as float4 (strtof), then round to
             # binary16 for halfvec (src/halfvec.c), so both paths round the same way
             out = arr.astype(np.float32).astype(dtype, copy=False)
-    if out.dtype.kind == "f" and not np.isfinite(out).all():
+    # a finite dot product proves every element finite (NaN and inf propagate) at BLAS
+    # speed; only when it is not (overflow or a bad element) is the exact check run
+    if out.dtype.kind == "f" and not (_dot_is_finite(out) or np.isfinite(out).all()):
         _raise_not_finite(arr, out, sql_type)
     return out
+
+
+def _dot_is_finite(out: np.ndarray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.dot(out, out)))
 
 
 def _raise_not_finite(arr: np.ndarray, out: np.ndarray, sql_type: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sqlalchemy.dialects.postgresql import base as pg_base
 from sqlalchemy.sql import ColumnElement
-from sqlalchemy.sql.expression import cast
+from sqlalchemy.sql.expression import BindParameter, cast, type_coerce
 from sqlalchemy.types import Float, TypeDecorator, UserDefinedType
 
 from . import codecs
@@ -213,6 +213,9 @@ class VectorType(TypeDecorator[Any]):
         # ORM attributes, aliased columns and the like give their column by this protocol
         if not isinstance(other, ColumnElement) and hasattr(other, "__clause_element__"):
             other = other.__clause_element__()
+        if isinstance(other, BindParameter) and other.type._isnull:
+            # an untyped bindparam("q") takes this type, so its value is validated and bound
+            return type_coerce(other, self)
         if isinstance(other, ColumnElement):
             otype = other.type
             if (
