@@ -4,8 +4,9 @@ Identifiers are quoted with the dialect's identifier preparer; the index method,
 operator class and the option names come from :mod:`vecalchemy.metrics` /
 :mod:`vecalchemy.indexes` after validation, option values are checked ints, and SQL
 expressions are compiled by SQLAlchemy (``literal_binds``), never formatted from user
-values. The one exception is SQL the migration's author writes as such: an index key
-or WHERE clause given as ``sa.text(...)`` or a string is emitted as written.
+values. The one exception is SQL the migration's author writes as such: a key or
+WHERE clause given as ``sa.text(...)``, or a WHERE clause given as a string, is emitted
+as written (a key given as a string is a column name, and is quoted).
 """
 
 from __future__ import annotations
