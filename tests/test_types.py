@@ -71,6 +71,20 @@ def test_vector_round_trips_a_tuple(engine: Engine) -> None:
     np.testing.assert_array_equal(out, np.array([0.1, 0.2], dtype=np.float32))
 
 
+def test_vector_round_trips_decimal_values(engine: Engine) -> None:
+    from decimal import Decimal
+
+    out = round_trip(engine, Vector(3), [Decimal("1.5"), Decimal("-2"), 3])
+    np.testing.assert_array_equal(out, np.array([1.5, -2, 3], dtype=np.float32))
+
+
+def test_vector_refuses_a_list_mixing_numbers_and_strings(engine: Engine) -> None:
+    from decimal import Decimal
+
+    with pytest.raises(Exception, match="expected numbers, got non-numeric elements"):
+        round_trip(engine, Vector(2), [Decimal("1.5"), "x"])
+
+
 def test_vector_edge_values_are_bit_exact(engine: Engine) -> None:
     value = np.array(
         [-0.0, 1e-45, 3.4e38, -3.4e38, np.finfo(np.float32).max, np.finfo(np.float32).tiny],

@@ -42,6 +42,7 @@ SERVER_AGREEMENT = [
     (SparseVec(5), {5: 1.0}, "'{6:1}/5'::sparsevec"),
     (SparseVec(5), SparseVector({1: 1.0}, 4), "'{1:1}/4'::sparsevec(5)"),
     (SparseVec(3), {1: float("nan")}, "'{2:NaN}/3'::sparsevec"),
+    (SparseVec(5), {1: 1e-46}, "'{2:1e-46}/5'::sparsevec"),  # float4 underflow
     (SparseVec(), SparseVector({}, 1), "'{}/0'::sparsevec"),
     (Bit(4), "101", "bit_in('101', 1560, 4)"),  # an INSERT into bit(4), not a padding cast
     (Bit(3), "10a", "'10a'::bit(3)"),

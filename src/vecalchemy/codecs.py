@@ -16,6 +16,8 @@ raising :class:`~vecalchemy.exc.InvalidVectorError` with pgvector's wording.
 
 from __future__ import annotations
 
+import decimal
+import numbers
 import struct
 from typing import Any
 
@@ -90,6 +92,8 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
             f"{label}: expected a list, tuple or 1-D NumPy array of numbers, "
             f"got {type(value).__name__}"
         )
+    if arr.dtype.kind == "O" and arr.ndim == 1 and all(_is_real(x) for x in arr):
+        arr = arr.astype(np.float64)  # e.g. Decimal values from a NUMERIC column
     if arr.dtype.kind not in "iuf":
         raise InvalidVectorError(
             f"{label}: expected numbers, got non-numeric elements (dtype {arr.dtype})"
@@ -113,16 +117,13 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
             # like pgvector's input functions: parse as float4 (strtof), then round to
             # binary16 for halfvec (src/halfvec.c), so both paths round the same way
             out = arr.astype(np.float32).astype(dtype, copy=False)
-    # a finite dot product proves every element finite (NaN and inf propagate) at BLAS
-    # speed; only when it is not (overflow or a bad element) is the exact check run
-    if out.dtype.kind == "f" and not (_dot_is_finite(out) or np.isfinite(out).all()):
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
         _raise_not_finite(arr, out, sql_type)
     return out
 
 
-def _dot_is_finite(out: np.ndarray) -> bool:
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.dot(out, out)))
+def _is_real(x: object) -> bool:
+    return isinstance(x, (numbers.Real, decimal.Decimal)) and not isinstance(x, bool)
 
 
 def _raise_not_finite(arr: np.ndarray, out: np.ndarray, sql_type: str) -> None:

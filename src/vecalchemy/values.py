@@ -167,6 +167,12 @@ class SparseVector:
                 f'"{vals[i]}" is out of range for type sparsevec (at index {int(idx[i])})'
             )
         keep = f32 != 0
+        underflow = ~keep & (vals != 0)
+        if underflow.any():  # pgvector's sparsevec input refuses it (src/sparsevec.c)
+            i = int(np.flatnonzero(underflow)[0])
+            raise InvalidVectorError(
+                f'"{vals[i]}" is out of range for type sparsevec (at index {int(idx[i])})'
+            )
         if not keep.all():
             idx, f32 = idx[keep], f32[keep]
         if idx.size > SPARSEVEC_MAX_NNZ:
