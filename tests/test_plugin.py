@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 from vecalchemy import (
     Bit,
     HalfVec,
+    InvalidVectorError,
     SparseVec,
     SparseVector,
     Vector,
@@ -304,6 +305,27 @@ def test_plain_connection_binds_params_in_binary(vector_database_url: str) -> No
             ],
         ).fetchone()
     assert row == (5.0, "[1.5,2]", "{3:1}/4", "101")
+
+
+def test_plain_connection_sends_a_bare_ndarray_as_a_vector(vector_database_url: str) -> None:
+    with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as conn:
+        register_adapters(conn)
+        conn.execute("CREATE TEMP TABLE nd (e vector(3))")
+        conn.execute("INSERT INTO nd VALUES (%s)", [np.array([1, 2, 3], dtype=np.int16)])
+        with conn.cursor(binary=True) as cur:
+            cur.execute("INSERT INTO nd VALUES (%b)", [np.array([4.5, 5, 6])])
+        rows = conn.execute("SELECT e, e <-> %s FROM nd ORDER BY 2", [np.zeros(3)]).fetchall()
+    assert [r[0].tolist() for r in rows] == [[1, 2, 3], [4.5, 5, 6]]
+    assert rows[0][1] == pytest.approx(np.sqrt(14))
+
+
+def test_plain_connection_refuses_a_bad_ndarray_before_sending(vector_database_url: str) -> None:
+    with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as conn:
+        register_adapters(conn)
+        conn.execute("CREATE TEMP TABLE nd (e vector(2))")
+        with pytest.raises(InvalidVectorError, match="NaN not allowed in vector"):
+            conn.execute("INSERT INTO nd VALUES (%s)", [np.array([1.0, np.nan])])
+        assert conn.execute("SELECT count(*) FROM nd").fetchone() == (0,)
 
 
 async def test_register_adapters_async_on_a_plain_connection(vector_database_url: str) -> None:

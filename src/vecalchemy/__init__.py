@@ -46,7 +46,13 @@ from .indexes import (
 )
 from .metrics import METRICS, Metric, opclass_for
 from .plugin import VecalchemyPlugin, install
-from .psycopg import register_adapters, register_adapters_async
+from .psycopg import (
+    BitParam,
+    DenseParam,
+    HalfVecParam,
+    register_adapters,
+    register_adapters_async,
+)
 from .search import (
     SearchSettings,
     apply_search_settings,
@@ -81,6 +87,9 @@ __all__ = [
     "install",
     "register_adapters",
     "register_adapters_async",
+    "DenseParam",
+    "HalfVecParam",
+    "BitParam",
     "copy_rows",
     "copy_rows_async",
     "fetch_matrix",

@@ -180,15 +180,45 @@ def register_on_adapters(adapters: AdaptersMap, oids: dict[str, int]) -> None:
     adapters.register_loader(BIT_OID, _BitBinaryLoader)
 
 
+class _NdarrayBinaryDumper(Dumper):
+    """A bare ``np.ndarray`` parameter of plain psycopg, sent as a validated ``vector``."""
+
+    format = Format.BINARY
+    oid = 0
+
+    def dump(self, obj: np.ndarray) -> bytes:
+        return codecs.encode_dense_binary(codecs.check_dense(obj, "vector"), "vector")
+
+
+class _NdarrayTextDumper(_NdarrayBinaryDumper):
+    format = Format.TEXT
+
+    def dump(self, obj: np.ndarray) -> bytes:
+        return codecs.encode_dense_text(codecs.check_dense(obj, "vector")).encode("ascii")
+
+
+def _register_plain(adapters: AdaptersMap, oids: dict[str, int]) -> None:
+    register_on_adapters(adapters, oids)
+    for dumper in (_NdarrayTextDumper, _NdarrayBinaryDumper):
+        adapters.register_dumper(np.ndarray, _with_oid(dumper, oids.get("vector", 0)))
+
+
 def register_adapters(conn: Any) -> dict[str, int]:
-    """Register vecalchemy's adapters on a sync ``psycopg.Connection``.
+    """Register vecalchemy's adapters on a sync ``psycopg.Connection`` (plain psycopg).
 
     Looks pgvector's types up in whatever schema the extension lives in; returns
     ``{typname: oid}`` found (empty when the extension is not created). Leaves the
     connection's transaction state as it found it.
+
+    Afterwards a bare 1-D ``np.ndarray`` parameter is sent as a ``vector`` (validated
+    like :class:`~vecalchemy.Vector`: :class:`~vecalchemy.exc.InvalidVectorError` before
+    anything is sent); wrap values in :class:`HalfVecParam`, :class:`BitParam` or pass a
+    :class:`~vecalchemy.values.SparseVector` for the other types. Results of
+    ``vector``/``halfvec``/``sparsevec`` load as float32/float16 arrays and
+    ``SparseVector``; ``bit`` as ``str``.
     """
     oids = fetch_type_oids(conn)
-    register_on_adapters(conn.adapters, oids)
+    _register_plain(conn.adapters, oids)
     return oids
 
 
@@ -200,7 +230,7 @@ async def register_adapters_async(conn: Any) -> dict[str, int]:
         oids = {name: int(oid) for name, oid in await cur.fetchall()}
     if idle and not conn.autocommit:
         await conn.rollback()
-    register_on_adapters(conn.adapters, oids)
+    _register_plain(conn.adapters, oids)
     return oids
 
 
