@@ -426,8 +426,12 @@ def test_core_and_orm_bulk_insert_send_vectors_in_binary(engine: Engine, mode: s
             insert(Doc.__table__), [r | {"id": r["id"] + 3} for r in rows]
         )
         session.commit()
-    # executemany: one Bind per row, (id, embedding)
-    assert formats == [["1", "1" if mode != "text" else "0"]] * 6
+    if mode == "text":
+        # plain psycopg engine: executemany, one Bind per row, (id, embedding)
+        assert formats == [["1", "0"]] * 6
+    else:
+        # vecalchemy: one multi-row INSERT per call (vecalchemy.inserts), all binary
+        assert formats == [["1", "1"] * 3] * 2
 
 
 # --- async ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import decimal
 import numbers
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from .values import SparseVector
 
 __all__ = [
     "check_dense",
+    "dense_checker",
     "check_sparse",
     "check_bits",
     "encode_dense_binary",
@@ -120,6 +122,36 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         _raise_not_finite(arr, out, sql_type)
     return out
+
+
+def dense_checker(sql_type: str = "vector", dim: int | None = None) -> Callable[[Any], np.ndarray]:
+    """:func:`check_dense` for one column type, with a short path for its common value.
+
+    For ``vector(dim)``, a float32 ``np.ndarray`` of shape ``(dim,)`` is accepted after
+    one BLAS dot product with a zero vector: the product is ``0`` exactly when every
+    element is finite (``nan * 0`` and ``inf * 0`` are NaN), ~0.4 µs instead of ~1.5 µs
+    for ``np.isfinite(a).all()``. Every other value, and any value the short path
+    does not accept, goes through :func:`check_dense`, which raises the precise
+    :class:`InvalidVectorError`.
+    """
+    if sql_type != "vector" or dim is None:
+        return lambda value: check_dense(value, sql_type, dim)
+    zeros = np.zeros(dim, np.float32)
+    shape = (dim,)
+    float32 = np.dtype(np.float32)
+    ndarray = np.ndarray
+
+    def check(value: Any) -> np.ndarray:
+        if (
+            type(value) is ndarray
+            and value.dtype is float32
+            and value.shape == shape
+            and value.dot(zeros) == 0.0
+        ):
+            return value
+        return check_dense(value, sql_type, dim)
+
+    return check
 
 
 def _is_real(x: object) -> bool:

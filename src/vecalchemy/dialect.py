@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
 from sqlalchemy.engine import Engine
 
+from .inserts import PAGE_SIZE, execute_batches, group_batches
 from .plugin import install
 from .psycopg import fetch_type_oids, register_on_adapters
 from .results import VecalchemyExecutionContext
@@ -22,7 +23,31 @@ __all__ = ["VecalchemyDialect", "VecalchemyAsyncDialect", "VecalchemyExecutionCo
 class _VecalchemyMixin:
     supports_statement_cache = True
     _vecalchemy_binary = True
+    _vecalchemy_batches = True
     execution_ctx_cls: Any = VecalchemyExecutionContext
+    # executemany INSERTs as pipelined multi-row VALUES batches (vecalchemy.inserts)
+    use_insertmanyvalues_wo_returning = True
+    insertmanyvalues_page_size = PAGE_SIZE
+
+    def _deliver_insertmanyvalues_batches(
+        self,
+        connection: Any,
+        cursor: Any,
+        statement: Any,
+        parameters: Any,
+        generic_setinputsizes: Any,
+        context: Any,
+    ) -> Any:
+        batches = super()._deliver_insertmanyvalues_batches(  # type: ignore[misc]
+            connection, cursor, statement, parameters, generic_setinputsizes, context
+        )
+        return group_batches(batches, context)
+
+    def do_execute(
+        self, cursor: Any, statement: Any, parameters: Any, context: Any = None
+    ) -> None:
+        if not execute_batches(cursor, statement, parameters, context):
+            super().do_execute(cursor, statement, parameters, context)  # type: ignore[misc]
 
     def on_connect(self) -> Any:
         parent = super().on_connect()  # type: ignore[misc]

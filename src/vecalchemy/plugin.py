@@ -16,6 +16,7 @@ from sqlalchemy.engine import CreateEnginePlugin, Engine
 from sqlalchemy.engine.url import URL
 
 from .checks import install_query_checks
+from .inserts import PAGE_SIZE, execute_batches, group_batches
 from .psycopg import fetch_type_oids, register_on_adapters
 from .results import (
     VecalchemyExecutionContext,
@@ -50,6 +51,8 @@ def install(engine: Engine) -> bool:
     if not getattr(dialect, "_vecalchemy_binary", False):
         # (the postgresql+vecalchemy dialect registers adapters in its own on_connect)
         dialect._vecalchemy_binary = True  # type: ignore[attr-defined]
+        # bind processors made before this point chose the text path; make them again
+        getattr(dialect, "_type_memos", {}).clear()
         event.listen(engine, "connect", _on_connect)
     # binary results for statements returning vectors (vecalchemy.results): the same
     # execution context as the dialect's, set on this engine's dialect instance only
@@ -61,9 +64,38 @@ def install(engine: Engine) -> bool:
     ):
         event.listen(engine, "before_cursor_execute", on_before_cursor_execute)
         event.listen(engine, "after_cursor_execute", on_after_cursor_execute)
+    if not getattr(dialect, "_vecalchemy_batches", False):
+        _install_batches(engine)
     install_query_checks(engine)
     install_search_options(engine)
     return True
+
+
+def _install_batches(engine: Engine) -> None:
+    """Executemany INSERTs as pipelined multi-row batches (:mod:`vecalchemy.inserts`)
+    on this engine's dialect instance; an explicit ``insertmanyvalues_page_size`` stays."""
+    dialect: Any = engine.dialect
+    dialect._vecalchemy_batches = True
+    dialect.use_insertmanyvalues_wo_returning = True
+    if "insertmanyvalues_page_size" not in vars(dialect):
+        dialect.insertmanyvalues_page_size = PAGE_SIZE
+    deliver = dialect._deliver_insertmanyvalues_batches
+
+    def deliver_grouped(
+        connection: Any,
+        cursor: Any,
+        statement: Any,
+        parameters: Any,
+        generic_setinputsizes: Any,
+        context: Any,
+    ) -> Any:
+        batches = deliver(
+            connection, cursor, statement, parameters, generic_setinputsizes, context
+        )
+        return group_batches(batches, context)
+
+    dialect._deliver_insertmanyvalues_batches = deliver_grouped
+    event.listen(engine, "do_execute", execute_batches)
 
 
 class VecalchemyPlugin(CreateEnginePlugin):

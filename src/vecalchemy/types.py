@@ -249,6 +249,30 @@ class VectorType(TypeDecorator[Any]):
         return bool(np.array_equal(x, y))
 
     # binding and results: subclasses implement _check, _bind_binary, _to_text, _from_*
+    def bind_processor(self, dialect: Any) -> Any:
+        """One closure per (type, dialect) doing what :meth:`process_bind_param` does.
+
+        SQLAlchemy calls the bind processor once per bound value; this one skips
+        TypeDecorator's generic wrapper and the per-value dialect lookups. A subclass
+        that overrides :meth:`process_bind_param` keeps TypeDecorator's behaviour.
+        """
+        if type(self).process_bind_param is not VectorType.process_bind_param:
+            return super().bind_processor(dialect)
+        check = self._checker()
+        finish = (
+            self._bind_binary if getattr(dialect, "_vecalchemy_binary", False) else self._to_text
+        )
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            return finish(check(value))
+
+        return process
+
+    def _checker(self) -> Any:
+        return self._check
+
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
             return None
@@ -295,12 +319,16 @@ class VectorType(TypeDecorator[Any]):
 
 class _DenseType(VectorType):
     cache_ok = True
+    _param_class: ClassVar[type[DenseParam]] = DenseParam
 
     def _check(self, value: Any) -> np.ndarray:
         return codecs.check_dense(value, self.sql_type, self.dim)
 
+    def _checker(self) -> Any:
+        return codecs.dense_checker(self.sql_type, self.dim)
+
     def _bind_binary(self, checked: Any) -> Any:
-        return (HalfVecParam if self.sql_type == "halfvec" else DenseParam)(checked)
+        return self._param_class(checked)
 
     def _to_text(self, checked: Any) -> str:
         return codecs.encode_dense_text(checked)
@@ -341,6 +369,7 @@ class HalfVec(_DenseType):
     impl = HALFVEC
     cache_ok = True
     sql_type = "halfvec"
+    _param_class = HalfVecParam
 
 
 class SparseVec(VectorType):
