@@ -93,7 +93,7 @@ class BatchedParameters(list[Any]):
         self._pull_all()
         return list.__eq__(self, other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:

@@ -63,7 +63,7 @@ class DenseParam:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return bool(np.array_equal(self.array, other.array))  # type: ignore[attr-defined]
+        return bool(np.array_equal(self.array, other.array))
 
     __hash__ = None  # type: ignore[assignment]
 
