@@ -1,0 +1,611 @@
+"""Executemany INSERTs as pipelined multi-row VALUES batches (vecalchemy.inserts).
+
+What the server receives is read from libpq's protocol trace: the Parse, Bind and Sync
+messages psycopg sends. Mode "text" is a plain psycopg engine and keeps SQLAlchemy's
+default (one Bind per row); modes "plugin" and "dialect" send multi-row statements and
+pipeline the batches sharing one statement text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+from conftest import make_engine
+from sqlalchemy import Column, Integer, MetaData, Table, Text, event, func, insert, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from vecalchemy import InvalidVectorError, Vector
+from vecalchemy.inserts import PAGE_SIZE
+
+VECALCHEMY_MODES = ("plugin", "dialect")
+
+_PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+(?: \d+)*$')
+_BIND = re.compile(r'^ "[^"]*" "([^"]*)" (\d+)((?: \d+)*)')
+
+
+@dataclass
+class Wire:
+    """Frontend messages of one libpq trace, reduced to what these tests look at."""
+
+    #: statement texts of the Parse messages, in order
+    parses: list[str] = field(default_factory=list)
+    #: per Sync-delimited round, (statement text, parameter count) of each Bind
+    rounds: list[list[tuple[str, int]]] = field(default_factory=list)
+
+    def insert_rounds(self) -> list[list[int]]:
+        """Parameter counts of the INSERT Binds, grouped by the Sync that ends them."""
+        found = [[n for text, n in r if text.startswith("INSERT")] for r in self.rounds]
+        return [r for r in found if r]
+
+    def insert_binds(self) -> list[int]:
+        return [n for r in self.insert_rounds() for n in r]
+
+    def insert_parses(self) -> list[str]:
+        return [p for p in self.parses if p.startswith("INSERT")]
+
+
+def _read_trace(path: str) -> Wire:
+    wire = Wire()
+    prepared: dict[str, str] = {}
+    current: list[tuple[str, int]] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3 or parts[0] != "F":
+                continue
+            kind, rest = parts[2], "\t".join(parts[3:])
+            if kind == "Parse":
+                m = _PARSE.match(rest)
+                assert m is not None, line
+                prepared[m.group(1)] = m.group(2)
+                wire.parses.append(m.group(2))
+            elif kind == "Bind":
+                # Bind "<portal>" "<statement>" <n formats> <codes...> <n params> <values...>
+                m = _BIND.match(rest)
+                assert m is not None, line
+                tokens = m.group(3).split()
+                n_formats = int(m.group(2))
+                n_params = int(tokens[n_formats])
+                current.append((prepared.get(m.group(1), "?"), n_params))
+            elif kind == "Sync":
+                wire.rounds.append(current)
+                current = []
+    if current:
+        wire.rounds.append(current)
+    return wire
+
+
+@contextlib.contextmanager
+def wire_trace(conn: Connection) -> Iterator[Wire]:
+    """Trace what ``conn``'s libpq connection sends inside the block (filled on exit)."""
+    wire = Wire()
+    fd, path = tempfile.mkstemp()
+    pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    try:
+        pgconn.trace(fd)
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield wire
+        finally:
+            pgconn.untrace()
+            traced = _read_trace(path)
+            wire.parses, wire.rounds = traced.parses, traced.rounds
+    finally:
+        os.close(fd)
+        os.remove(path)
+
+
+def make_docs(engine: Engine, name: str = "docs") -> Table:
+    t = Table(
+        name,
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("embedding", Vector(3)),
+    )
+    t.create(engine)
+    return t
+
+
+def doc_rows(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "embedding": np.array([i, 0.5, -i], dtype=np.float32)}
+        for i in range(start, start + n)
+    ]
+
+
+def read_back(engine: Engine, t: Table) -> list[tuple[int, list[float]]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.c.id, t.c.embedding).order_by(t.c.id)).all()
+    return [(r.id, np.asarray(r.embedding, dtype=np.float32).tolist()) for r in rows]
+
+
+def expected(rows: list[dict[str, Any]]) -> list[tuple[int, list[float]]]:
+    return [(r["id"], r["embedding"].tolist()) for r in rows]
+
+
+def count(engine: Engine, t: Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(t)) or 0)
+
+
+@pytest.fixture
+def small_page_engine(vector_database_url: str, vector_schema: str, mode: str) -> Iterator[Engine]:
+    eng = make_engine(vector_database_url, vector_schema, mode, insertmanyvalues_page_size=2)
+    yield eng
+    eng.dispose()
+
+
+# --- what the server receives -----------------------------------------------------------
+
+
+def test_engine_page_size_sends_multi_row_statements_pipelined(
+    small_page_engine: Engine, mode: str
+) -> None:
+    t = make_docs(small_page_engine)
+    rows = doc_rows(5)
+    with small_page_engine.begin() as conn, wire_trace(conn) as wire:
+        conn.execute(insert(t), rows)
+    if mode == "text":
+        # SQLAlchemy's default on psycopg: one statement, one Bind per row, one pipeline
+        assert wire.insert_rounds() == [[2, 2, 2, 2, 2]]
+        assert len(wire.insert_parses()) == 1
+    else:
+        # two 2-row batches in one pipeline, then the 1-row remainder
+        assert wire.insert_rounds() == [[4, 4], [2]]
+        assert [p.count("), (") + 1 for p in wire.insert_parses()] == [2, 1]
+    assert read_back(small_page_engine, t) == expected(rows)
+
+
+def test_page_size_execution_option_sends_multi_row_statements(engine: Engine, mode: str) -> None:
+    t = make_docs(engine)
+    rows = doc_rows(5)
+    with engine.begin() as conn, wire_trace(conn) as wire:
+        conn.execution_options(insertmanyvalues_page_size=2).execute(insert(t), rows)
+    assert wire.insert_rounds() == ([[2] * 5] if mode == "text" else [[4, 4], [2]])
+    assert read_back(engine, t) == expected(rows)
+
+
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+def test_default_page_size_is_100_rows(engine: Engine) -> None:
+    assert PAGE_SIZE == 100
+    t = make_docs(engine)
+    rows = doc_rows(250)
+    with engine.begin() as conn, wire_trace(conn) as wire:
+        conn.execute(insert(t), rows)
+    assert wire.insert_rounds() == [[200, 200], [100]]
+    assert read_back(engine, t) == expected(rows)
+
+
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+def test_engine_page_size_argument_is_kept(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, mode, insertmanyvalues_page_size=7)
+    try:
+        assert eng.dialect.insertmanyvalues_page_size == 7
+        t = make_docs(eng)
+        rows = doc_rows(20)
+        with eng.begin() as conn, wire_trace(conn) as wire:
+            conn.execute(insert(t), rows)
+        assert wire.insert_rounds() == [[14, 14], [12]]
+        assert read_back(eng, t) == expected(rows)
+    finally:
+        eng.dispose()
+
+
+def test_text_mode_keeps_sqlalchemys_single_row_executemany(engine: Engine, mode: str) -> None:
+    if mode != "text":
+        assert engine.dialect.use_insertmanyvalues_wo_returning
+        return
+    assert not engine.dialect.use_insertmanyvalues_wo_returning
+    t = make_docs(engine)
+    with engine.begin() as conn, wire_trace(conn) as wire:
+        conn.execute(insert(t), doc_rows(3))
+    assert wire.insert_rounds() == [[2, 2, 2]]
+
+
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+def test_batches_sharing_a_statement_go_in_one_cursor_call(small_page_engine: Engine) -> None:
+    t = make_docs(small_page_engine)
+    calls: list[tuple[int, bool]] = []
+
+    @event.listens_for(small_page_engine, "after_cursor_execute")
+    def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
+        if stmt.startswith("INSERT"):
+            calls.append((len(params), many))
+
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), doc_rows(7))
+    # batches of 2, 2, 2 (one statement text) then 1
+    assert calls == [(3, True), (1, True)]
+
+
+# --- rowcount ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+def test_rowcount_is_the_total_over_all_batches(small_page_engine: Engine) -> None:
+    t = make_docs(small_page_engine)
+    with small_page_engine.begin() as conn:
+        result = conn.execute(insert(t), doc_rows(5))
+        assert result.rowcount == 5
+
+
+def test_rowcount_with_preserve_rowcount_is_exact_in_every_mode(
+    small_page_engine: Engine,
+) -> None:
+    t = make_docs(small_page_engine)
+    with small_page_engine.begin() as conn:
+        result = conn.execution_options(preserve_rowcount=True).execute(insert(t), doc_rows(5))
+        assert result.rowcount == 5
+    assert count(small_page_engine, t) == 5
+
+
+# --- events and logging ------------------------------------------------------------------
+
+
+def _ids(params: Any) -> list[int]:
+    """The ``id`` values in a parameter dict or list of dicts (``id`` or ``id__<n>``)."""
+    sets = [params] if isinstance(params, dict) else list(params)
+    return [v for p in sets for k, v in p.items() if re.fullmatch(r"id(__\d+)?", k)]
+
+
+def test_before_cursor_execute_sees_every_row_once(small_page_engine: Engine, mode: str) -> None:
+    t = make_docs(small_page_engine)
+    seen: list[tuple[int, list[int]]] = []
+
+    @event.listens_for(small_page_engine, "before_cursor_execute")
+    def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
+        if stmt.startswith("INSERT"):
+            seen.append((len(params), _ids(params)))
+
+    rows = doc_rows(5)
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), rows)
+    if mode == "text":
+        assert seen == [(5, [0, 1, 2, 3, 4])]
+    else:
+        # parameter sets of the batches: two 2-row batches, then the 1-row one
+        assert seen == [(2, [0, 1, 2, 3]), (1, [4])]
+    assert read_back(small_page_engine, t) == expected(rows)
+
+
+def test_before_cursor_execute_can_rewrite_the_statement(
+    small_page_engine: Engine, mode: str
+) -> None:
+    t = make_docs(small_page_engine)
+
+    @event.listens_for(small_page_engine, "before_cursor_execute", retval=True)
+    def comment(
+        conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool
+    ) -> tuple[str, Any]:
+        return stmt + " /* tagged */", params
+
+    rows = doc_rows(5)
+    with small_page_engine.begin() as conn, wire_trace(conn) as wire:
+        conn.execute(insert(t), rows)
+    assert wire.insert_parses() and all(p.endswith("/* tagged */") for p in wire.insert_parses())
+    assert read_back(small_page_engine, t) == expected(rows)
+
+
+def test_before_cursor_execute_can_return_a_copy_of_the_parameters(
+    small_page_engine: Engine, mode: str, request: pytest.FixtureRequest
+) -> None:
+    if mode != "text":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                raises=StatementError,
+                reason="a copy is no longer a BatchedParameters: vecalchemy's do_execute "
+                "hands the list of batches to cursor.execute() (psycopg: 'the query has 4 "
+                "placeholders but 2 parameters were passed')",
+            )
+        )
+    t = make_docs(small_page_engine)
+
+    @event.listens_for(small_page_engine, "before_cursor_execute", retval=True)
+    def copy(
+        conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool
+    ) -> tuple[str, Any]:
+        if isinstance(params, dict):
+            return stmt, dict(params)
+        return stmt, [dict(p) for p in params]
+
+    rows = doc_rows(5)
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), rows)
+    assert read_back(small_page_engine, t) == expected(rows)
+
+
+def _ids_in_log(message: str) -> list[int]:
+    return [int(v) for v in re.findall(r"'id__\d+': (\d+)", message)]
+
+
+def test_echo_logs_the_multi_row_statement_and_inserts(
+    vector_database_url: str,
+    vector_schema: str,
+    mode: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    eng = make_engine(
+        vector_database_url, vector_schema, mode, insertmanyvalues_page_size=2, echo=True
+    )
+    try:
+        t = make_docs(eng)
+        rows = doc_rows(5)
+        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"), eng.begin() as conn:
+            conn.execute(insert(t), rows)
+        messages = [r.getMessage() for r in caplog.records]
+        inserts = [m for m in messages if m.startswith("INSERT INTO docs")]
+        if mode == "text":
+            assert inserts == [
+                "INSERT INTO docs (id, embedding) VALUES (%(id)s::INTEGER, "
+                "%(embedding)s::VECTOR(3))"
+            ]
+        else:
+            # one line per cursor call: the two 2-row batches together, then the last row
+            assert [m.count("), (") + 1 for m in inserts] == [2, 1]
+            logged = [m for m in messages if "insertmanyvalues" in m]
+            assert len(logged) == 2
+            assert [_ids_in_log(m) for m in logged] == [[0, 1, 2, 3], [4]]
+        assert read_back(eng, t) == expected(rows)
+    finally:
+        eng.dispose()
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_conn_engine(vector_database_url: str, vector_schema: str, mode: str) -> Iterator[Engine]:
+    """Page size 2 and a pool of exactly one connection, so a later use is the same one."""
+    eng = make_engine(
+        vector_database_url,
+        vector_schema,
+        mode,
+        insertmanyvalues_page_size=2,
+        pool_size=1,
+        max_overflow=0,
+    )
+    yield eng
+    eng.dispose()
+
+
+def _assert_connection_usable(engine: Engine, t: Table, pid: int) -> None:
+    with engine.begin() as conn:
+        assert conn.connection.driver_connection.info.backend_pid == pid  # type: ignore[union-attr]
+        conn.execute(insert(t), doc_rows(3, start=100))
+        assert conn.scalar(select(func.count()).select_from(t)) == 3
+
+
+def test_unique_violation_in_the_last_batch_raises_integrity_error_and_rolls_back(
+    one_conn_engine: Engine,
+) -> None:
+    t = make_docs(one_conn_engine)
+    rows = doc_rows(5)
+    rows[4]["id"] = 0  # the 1-row last batch collides with the first row
+    with pytest.raises(IntegrityError) as err, one_conn_engine.begin() as conn:
+        pid = conn.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        conn.execute(insert(t), rows)
+    assert isinstance(err.value.orig, psycopg.errors.UniqueViolation)
+    assert 'duplicate key value violates unique constraint "docs_pkey"' in str(err.value)
+    assert count(one_conn_engine, t) == 0
+    _assert_connection_usable(one_conn_engine, t, pid)
+
+
+def test_unique_violation_inside_a_pipelined_group_raises_integrity_error(
+    one_conn_engine: Engine,
+) -> None:
+    t = make_docs(one_conn_engine)
+    rows = doc_rows(6)  # three 2-row batches sharing one statement
+    rows[3]["id"] = 1  # the second batch collides with the first
+    with pytest.raises(IntegrityError) as err, one_conn_engine.begin() as conn:
+        pid = conn.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        conn.execute(insert(t), rows)
+    assert isinstance(err.value.orig, psycopg.errors.UniqueViolation)
+    assert "Key (id)=(1) already exists." in str(err.value)
+    assert count(one_conn_engine, t) == 0
+    _assert_connection_usable(one_conn_engine, t, pid)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.array([0, np.nan, 1], dtype=np.float32), r"NaN not allowed in vector \(element 1\)"),
+        ([1.0, 2.0], r"vector\(3\): expected 3 dimensions, not 2"),
+    ],
+    ids=["nan", "wrong-dimension"],
+)
+def test_bad_vector_in_the_last_row_raises_before_anything_is_sent(
+    small_page_engine: Engine, bad: Any, message: str
+) -> None:
+    t = make_docs(small_page_engine)
+    rows = doc_rows(5)
+    rows[4]["embedding"] = bad
+    with (
+        small_page_engine.connect() as conn,
+        wire_trace(conn) as wire,
+        pytest.raises(StatementError, match=message) as err,
+    ):
+        conn.execute(insert(t), rows)
+    assert isinstance(err.value.orig, InvalidVectorError)
+    assert wire.insert_binds() == []
+    assert wire.insert_parses() == []
+    assert count(small_page_engine, t) == 0
+
+
+# --- paths that keep SQLAlchemy's own behaviour -------------------------------------------
+
+
+def test_returning_executemany_returns_all_ids_in_order(
+    small_page_engine: Engine, mode: str
+) -> None:
+    t = make_docs(small_page_engine)
+    rows = doc_rows(7)[::-1]  # descending ids: order comes from the parameters
+    with small_page_engine.begin() as conn, wire_trace(conn) as wire:
+        result = conn.execute(insert(t).returning(t.c.id, sort_by_parameter_order=True), rows)
+        ids = result.scalars().all()
+    assert ids == [r["id"] for r in rows]
+    # RETURNING: one batch per round trip, its rows fetched before the next is sent
+    assert wire.insert_rounds() == [[4], [4], [4], [2]]
+    assert read_back(small_page_engine, t) == sorted(expected(rows))
+
+
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+def test_preserve_rowcount_keeps_one_statement_per_batch(small_page_engine: Engine) -> None:
+    t = make_docs(small_page_engine)
+    rows = doc_rows(5)
+    with small_page_engine.begin() as conn, wire_trace(conn) as wire:
+        conn.execution_options(preserve_rowcount=True).execute(insert(t), rows)
+    assert wire.insert_rounds() == [[4], [4], [2]]
+    assert read_back(small_page_engine, t) == expected(rows)
+
+
+# --- ORM --------------------------------------------------------------------------------
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Doc(Base):
+    __tablename__ = "orm_docs"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    embedding: Mapped[np.ndarray] = mapped_column(Vector(3))
+
+
+class AutoDoc(Base):
+    __tablename__ = "orm_auto_docs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    embedding: Mapped[np.ndarray] = mapped_column(Vector(3))
+
+
+def _orm_rows(session: Session, model: type[Doc] | type[AutoDoc]) -> list[tuple[int, list[float]]]:
+    return [
+        (d.id, d.embedding.tolist()) for d in session.scalars(select(model).order_by(model.id))
+    ]
+
+
+def test_orm_add_all_with_primary_keys_lands_every_row(
+    small_page_engine: Engine, mode: str
+) -> None:
+    Base.metadata.create_all(small_page_engine)
+    rows = doc_rows(5)
+    with Session(small_page_engine) as session, wire_trace(session.connection()) as wire:
+        session.add_all([Doc(**r) for r in rows])
+        session.commit()
+    assert wire.insert_rounds() == ([[2] * 5] if mode == "text" else [[4, 4], [2]])
+    with Session(small_page_engine) as session:
+        assert _orm_rows(session, Doc) == expected(rows)
+
+
+def test_orm_bulk_insert_lands_every_row(small_page_engine: Engine, mode: str) -> None:
+    Base.metadata.create_all(small_page_engine)
+    rows = doc_rows(5)
+    with Session(small_page_engine) as session:
+        session.execute(insert(Doc), rows)
+        session.commit()
+    with Session(small_page_engine) as session:
+        assert _orm_rows(session, Doc) == expected(rows)
+
+
+def test_orm_add_all_without_primary_keys_assigns_server_ids(
+    small_page_engine: Engine, mode: str
+) -> None:
+    Base.metadata.create_all(small_page_engine)
+    vectors = [np.array([i, 1, 2], dtype=np.float32) for i in range(5)]
+    with Session(small_page_engine) as session:
+        docs = [AutoDoc(embedding=v) for v in vectors]
+        session.add_all(docs)
+        session.flush()
+        ids = [d.id for d in docs]
+        session.commit()
+    assert ids == [1, 2, 3, 4, 5]
+    with Session(small_page_engine) as session:
+        assert _orm_rows(session, AutoDoc) == [
+            (i, v.tolist()) for i, v in zip(ids, vectors, strict=True)
+        ]
+
+
+# --- async ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def async_engine(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> AsyncIterator[AsyncEngine]:
+    sync = make_engine(vector_database_url, vector_schema, mode)
+    kw: dict[str, Any] = {
+        "connect_args": {"options": f"-csearch_path={vector_schema},public"},
+        "insertmanyvalues_page_size": 2,
+    }
+    if mode == "plugin":
+        kw["plugins"] = ["vecalchemy"]
+    eng = create_async_engine(sync.url, **kw)
+    sync.dispose()
+    yield eng
+    await eng.dispose()
+
+
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+async def test_async_executemany_insert_lands_every_row_with_total_rowcount(
+    async_engine: AsyncEngine, engine: Engine
+) -> None:
+    t = make_docs(engine)
+    rows = doc_rows(5)
+    statements: list[int] = []
+
+    @event.listens_for(async_engine.sync_engine, "after_cursor_execute")
+    def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
+        if stmt.startswith("INSERT"):
+            statements.append(len(params))
+
+    async with async_engine.begin() as conn:
+        result = await conn.execute(insert(t), rows)
+        assert result.rowcount == 5
+    assert statements == [2, 1]
+    assert read_back(engine, t) == expected(rows)
+
+
+# --- tables without vectors -------------------------------------------------------------
+
+
+def _names_table(engine: Engine) -> Table:
+    t = Table("names", MetaData(), Column("id", Integer, primary_key=True), Column("name", Text))
+    t.create(engine)
+    return t
+
+
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+def test_table_without_vectors_inserts_in_batches(engine: Engine) -> None:
+    t = _names_table(engine)
+    rows = [{"id": i, "name": f"name {i}"} for i in range(1000)]
+    with engine.begin() as conn, wire_trace(conn) as wire:
+        result = conn.execute(insert(t), rows)
+        assert result.rowcount == 1000
+    assert wire.insert_rounds() == [[200] * 10]
+    with engine.connect() as conn:
+        back = conn.execute(select(t.c.id, t.c.name).order_by(t.c.id)).all()
+    assert [tuple(r) for r in back] == [(r["id"], r["name"]) for r in rows]
+
+
+def test_table_without_vectors_preserve_rowcount_is_exact(engine: Engine) -> None:
+    t = _names_table(engine)
+    rows = [{"id": i, "name": f"name {i}"} for i in range(1000)]
+    with engine.begin() as conn:
+        result = conn.execution_options(preserve_rowcount=True).execute(insert(t), rows)
+        assert result.rowcount == 1000
+    assert count(engine, t) == 1000
