@@ -286,8 +286,30 @@ class VectorType(TypeDecorator[Any]):
             return None
         return self._to_text(self._check(value))
 
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        """One closure per (type, dialect, column type): values that psycopg's loaders
+        already made (``np.ndarray``, ``SparseVector``, ``str`` for bit) pass through
+        with one type check; a subclass overriding :meth:`process_result_value` keeps
+        TypeDecorator's behaviour."""
+        if type(self).process_result_value is not VectorType.process_result_value:
+            return super().result_processor(dialect, coltype)
+        result_class = self._result_class
+        convert = self._convert_result
+
+        def process(value: Any) -> Any:
+            if value is None or type(value) is result_class:
+                return value
+            return convert(value)
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if value is None or isinstance(value, self._result_class):
+        if value is None:
+            return None
+        return self._convert_result(value)
+
+    def _convert_result(self, value: Any) -> Any:
+        if isinstance(value, self._result_class):
             return value
         if isinstance(value, str):
             return self._from_text(value)
