@@ -21,14 +21,26 @@ import numpy as np
 import psycopg
 import pytest
 from conftest import make_engine
-from sqlalchemy import Column, Integer, MetaData, Table, Text, event, func, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from vecalchemy import InvalidVectorError, Vector
-from vecalchemy.inserts import PAGE_SIZE
+from vecalchemy import Bit, HalfVec, InvalidVectorError, SparseVec, SparseVector, Vector
+from vecalchemy.functions import l2_normalize
+from vecalchemy.inserts import PAGE_SIZE, BatchedParameters
 
 VECALCHEMY_MODES = ("plugin", "dialect")
 
@@ -233,6 +245,81 @@ def test_batches_sharing_a_statement_go_in_one_cursor_call(small_page_engine: En
     assert calls == [(3, True), (1, True)]
 
 
+@pytest.mark.parametrize(("n", "rounds"), [(2, [[4]]), (4, [[4, 4]]), (3, [[4], [2]])])
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+def test_row_counts_at_and_around_the_page_size(
+    small_page_engine: Engine, n: int, rounds: list[list[int]]
+) -> None:
+    t = make_docs(small_page_engine)
+    rows = doc_rows(n)
+    with small_page_engine.begin() as conn, wire_trace(conn) as wire:
+        assert conn.execute(insert(t), rows).rowcount == n
+    assert wire.insert_rounds() == rounds
+    assert read_back(small_page_engine, t) == expected(rows)
+
+
+def test_every_vector_type_round_trips_through_multi_row_batches(
+    small_page_engine: Engine, mode: str
+) -> None:
+    t = Table(
+        "all_types",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("v", Vector(3)),
+        Column("h", HalfVec(2)),
+        Column("s", SparseVec(6)),
+        Column("b", Bit(4)),
+    )
+    t.create(small_page_engine)
+    rows = [
+        {
+            "id": i,
+            "v": np.array([i, -0.25, 1e-3], dtype=np.float32),
+            "h": np.array([i, 0.5], dtype=np.float16),
+            "s": SparseVector({i: 1.5, 5: -2.0}, 6),
+            "b": format(i, "04b"),
+        }
+        for i in range(5)
+    ]
+    rows[2] |= {"v": None, "s": None}  # NULLs inside a batch
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), rows)
+        back = conn.execute(select(t).order_by(t.c.id)).all()
+    got = [
+        (
+            r.id,
+            None if r.v is None else np.asarray(r.v).tolist(),
+            np.asarray(r.h).tolist(),
+            None if r.s is None else (r.s.indices.tolist(), r.s.values.tolist()),
+            r.b,
+        )
+        for r in back
+    ]
+    assert got == [
+        (
+            r["id"],
+            None if r["v"] is None else r["v"].tolist(),
+            r["h"].tolist(),
+            None if r["s"] is None else (r["s"].indices.tolist(), r["s"].values.tolist()),
+            r["b"],
+        )
+        for r in rows
+    ]
+
+
+def test_sql_expression_around_the_bound_vector_is_applied_per_row(
+    small_page_engine: Engine, mode: str
+) -> None:
+    t = make_docs(small_page_engine)
+    stmt = insert(t).values(embedding=l2_normalize(bindparam("raw", type_=Vector(3))))
+    with small_page_engine.begin() as conn, wire_trace(conn) as wire:
+        conn.execute(stmt, [{"id": i, "raw": [3.0 * (i + 1), 4.0 * (i + 1), 0]} for i in range(5)])
+    assert wire.insert_rounds() == ([[2] * 5] if mode == "text" else [[4, 4], [2]])
+    assert [v for _, v in read_back(small_page_engine, t)] == [
+        np.array([0.6, 0.8, 0.0], dtype=np.float32).tolist()
+    ] * 5
+
+
 # --- rowcount ---------------------------------------------------------------------------
 
 
@@ -421,6 +508,20 @@ def test_unique_violation_inside_a_pipelined_group_raises_integrity_error(
     _assert_connection_usable(one_conn_engine, t, pid)
 
 
+def test_unique_violation_in_a_savepoint_keeps_the_outer_transaction(
+    one_conn_engine: Engine,
+) -> None:
+    t = make_docs(one_conn_engine)
+    rows = doc_rows(6, start=10)
+    rows[5]["id"] = 10
+    with one_conn_engine.begin() as conn:
+        conn.execute(insert(t), doc_rows(5))
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            conn.execute(insert(t), rows)
+        conn.execute(insert(t), doc_rows(3, start=20))
+    assert [i for i, _ in read_back(one_conn_engine, t)] == [0, 1, 2, 3, 4, 20, 21, 22]
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
@@ -580,6 +681,22 @@ async def test_async_executemany_insert_lands_every_row_with_total_rowcount(
     assert read_back(engine, t) == expected(rows)
 
 
+@pytest.mark.parametrize("mode", VECALCHEMY_MODES, indirect=True)
+async def test_async_unique_violation_raises_integrity_error_and_rolls_back(
+    async_engine: AsyncEngine, engine: Engine
+) -> None:
+    t = make_docs(engine)
+    rows = doc_rows(5)
+    rows[3]["id"] = 0  # inside the pipelined group of two batches
+    with pytest.raises(IntegrityError) as err:
+        async with async_engine.begin() as conn:
+            await conn.execute(insert(t), rows)
+    assert isinstance(err.value.orig, psycopg.errors.UniqueViolation)
+    async with async_engine.begin() as conn:
+        await conn.execute(insert(t), doc_rows(3, start=100))
+    assert [i for i, _ in read_back(engine, t)] == [100, 101, 102]
+
+
 # --- tables without vectors -------------------------------------------------------------
 
 
@@ -609,3 +726,46 @@ def test_table_without_vectors_preserve_rowcount_is_exact(engine: Engine) -> Non
         result = conn.execution_options(preserve_rowcount=True).execute(insert(t), rows)
         assert result.rowcount == 1000
     assert count(engine, t) == 1000
+
+
+# --- BatchedParameters ------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """The fields of SQLAlchemy's insertmanyvalues batch that BatchedParameters reads."""
+
+    replaced_statement: str
+    replaced_parameters: dict[str, Any]
+    processed_setinputsizes: Any = None
+
+
+def test_batched_parameters_pull_batches_only_as_iterated() -> None:
+    pulled: list[int] = []
+
+    def source() -> Iterator[Batch]:
+        for i in range(1, 4):
+            pulled.append(i)
+            yield Batch("S", {"id__0": i})
+        pulled.append(4)
+        yield Batch("T", {"id__0": 4})
+
+    params = BatchedParameters({"id__0": 0}, "S", source())
+    it = iter(params)
+    assert next(it) == {"id__0": 0}
+    assert pulled == []
+    assert next(it) == {"id__0": 1}
+    assert pulled == [1]
+    assert list(it) == [{"id__0": 2}, {"id__0": 3}]
+    # stops at the first batch with another statement and keeps it for the next group
+    assert pulled == [1, 2, 3, 4]
+    assert params.next_batch == Batch("T", {"id__0": 4})
+
+
+def test_batched_parameters_len_and_repr_see_every_batch() -> None:
+    source = iter([Batch("S", {"id__0": 1}), Batch("S", {"id__0": 2})])
+    params = BatchedParameters({"id__0": 0}, "S", source)
+    assert len(params) == 3
+    assert repr(params) == "[{'id__0': 0}, {'id__0': 1}, {'id__0': 2}]"
+    assert params[-1] == {"id__0": 2}
+    assert params.next_batch is None
