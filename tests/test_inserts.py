@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -61,6 +62,10 @@ class Wire:
         """Parameter counts of the INSERT Binds, grouped by the Sync that ends them."""
         found = [[n for text, n in r if text.startswith("INSERT")] for r in self.rounds]
         return [r for r in found if r]
+
+    def bind_rounds(self) -> list[list[int]]:
+        """Parameter counts of every Bind, grouped by the Sync that ends them."""
+        return [[n for _, n in r] for r in self.rounds if r]
 
     def insert_binds(self) -> list[int]:
         return [n for r in self.insert_rounds() for n in r]
@@ -318,6 +323,67 @@ def test_sql_expression_around_the_bound_vector_is_applied_per_row(
     assert [v for _, v in read_back(small_page_engine, t)] == [
         np.array([0.6, 0.8, 0.0], dtype=np.float32).tolist()
     ] * 5
+
+
+def test_repeated_executemany_on_one_connection_lands_every_row(
+    small_page_engine: Engine, mode: str
+) -> None:
+    t = make_docs(small_page_engine)
+    first, second = doc_rows(5), doc_rows(5, start=5)
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), first)
+        with wire_trace(conn) as wire:
+            conn.execute(insert(t), second)
+    # the statements prepared by the first call are reused: nothing parsed again
+    assert wire.parses == []
+    assert wire.bind_rounds() == ([[2] * 5] if mode == "text" else [[4, 4], [2]])
+    assert read_back(small_page_engine, t) == expected(first + second)
+
+
+def test_upsert_keeps_one_row_per_statement_and_lands_every_row(
+    small_page_engine: Engine,
+) -> None:
+    t = make_docs(small_page_engine)
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), doc_rows(3))
+    new = [{"id": i, "embedding": np.full(3, 10 + i, dtype=np.float32)} for i in range(1, 6)]
+    stmt = pg_insert(t)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.id], set_={"embedding": stmt.excluded.embedding}
+    )
+    with small_page_engine.begin() as conn, wire_trace(conn) as wire:
+        result = conn.execution_options(preserve_rowcount=True).execute(stmt, new)
+        assert result.rowcount == 5
+    # SQLAlchemy sends ON CONFLICT executemany row by row in every mode (a multi-row
+    # VALUES could name one key twice, which DO UPDATE refuses)
+    assert wire.insert_rounds() == [[2] * 5]
+    assert read_back(small_page_engine, t) == expected(doc_rows(1) + new)
+
+
+def test_upsert_naming_one_key_twice_applies_both_in_order(small_page_engine: Engine) -> None:
+    t = make_docs(small_page_engine)
+    stmt = pg_insert(t)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.id], set_={"embedding": stmt.excluded.embedding}
+    )
+    rows = [{"id": 7, "embedding": np.full(3, v, dtype=np.float32)} for v in (1, 2, 3)]
+    with small_page_engine.begin() as conn:
+        conn.execute(stmt, rows)
+    assert read_back(small_page_engine, t) == [(7, [3.0, 3.0, 3.0])]
+
+
+def test_upsert_on_conflict_do_nothing_counts_only_inserted_rows(
+    small_page_engine: Engine,
+) -> None:
+    t = make_docs(small_page_engine)
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), doc_rows(3))
+    stmt = pg_insert(t).on_conflict_do_nothing(index_elements=[t.c.id])
+    with small_page_engine.begin() as conn:
+        # ids 1 and 2 exist: 3 of the 5 rows are inserted, as the server reports
+        result = conn.execution_options(preserve_rowcount=True).execute(stmt, doc_rows(5, start=1))
+        assert result.rowcount == 3
+    assert [i for i, _ in read_back(small_page_engine, t)] == [0, 1, 2, 3, 4, 5]
 
 
 # --- rowcount ---------------------------------------------------------------------------
@@ -594,7 +660,7 @@ class AutoDoc(Base):
     embedding: Mapped[np.ndarray] = mapped_column(Vector(3))
 
 
-def _orm_rows(session: Session, model: type[Doc] | type[AutoDoc]) -> list[tuple[int, list[float]]]:
+def _orm_rows(session: Session, model: Any) -> list[tuple[int, list[float]]]:
     return [
         (d.id, d.embedding.tolist()) for d in session.scalars(select(model).order_by(model.id))
     ]
