@@ -39,7 +39,15 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from vecalchemy import Bit, HalfVec, InvalidVectorError, SparseVec, SparseVector, Vector
+from vecalchemy import (
+    Bit,
+    HalfVec,
+    InvalidVectorError,
+    SparseVec,
+    SparseVector,
+    Vector,
+    install,
+)
 from vecalchemy.functions import l2_normalize
 from vecalchemy.inserts import PAGE_SIZE, BatchedParameters
 
@@ -384,6 +392,61 @@ def test_upsert_on_conflict_do_nothing_counts_only_inserted_rows(
         result = conn.execution_options(preserve_rowcount=True).execute(stmt, doc_rows(5, start=1))
         assert result.rowcount == 3
     assert [i for i, _ in read_back(small_page_engine, t)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_install_on_a_plain_engine_turns_batches_on_once(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, "text", insertmanyvalues_page_size=2)
+    try:
+        assert install(eng)
+        assert install(eng)  # idempotent
+        t = make_docs(eng)
+        rows = doc_rows(5)
+        calls: list[int] = []
+
+        @event.listens_for(eng, "after_cursor_execute")
+        def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
+            if stmt.startswith("INSERT"):
+                calls.append(len(params))
+
+        with eng.begin() as conn, wire_trace(conn) as wire:
+            assert conn.execute(insert(t), rows).rowcount == 5
+        assert wire.insert_rounds() == [[4, 4], [2]]
+        assert calls == [2, 1]
+        assert read_back(eng, t) == expected(rows)
+    finally:
+        eng.dispose()
+
+
+def test_install_on_a_plain_engine_sets_the_default_page_size(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, "text")
+    try:
+        assert install(eng)
+        assert eng.dialect.insertmanyvalues_page_size == PAGE_SIZE
+    finally:
+        eng.dispose()
+
+
+def test_a_row_missing_a_column_raises_before_anything_is_sent(
+    small_page_engine: Engine,
+) -> None:
+    t = make_docs(small_page_engine)
+    rows = doc_rows(5)
+    del rows[4]["embedding"]
+    with (
+        small_page_engine.connect() as conn,
+        wire_trace(conn) as wire,
+        pytest.raises(
+            StatementError,
+            match="A value is required for bind parameter 'embedding', in parameter group 4",
+        ),
+    ):
+        conn.execute(insert(t), rows)
+    assert wire.insert_binds() == []
+    assert count(small_page_engine, t) == 0
 
 
 # --- rowcount ---------------------------------------------------------------------------
