@@ -53,7 +53,7 @@ from vecalchemy.inserts import PAGE_SIZE, BatchedParameters
 
 VECALCHEMY_MODES = ("plugin", "dialect")
 
-_PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+(?: \d+)*$')
+_PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+(?: \d+)*$', re.DOTALL)
 _BIND = re.compile(r'^ "[^"]*" "([^"]*)" (\d+)((?: \d+)*)')
 
 
@@ -86,28 +86,34 @@ def _read_trace(path: str) -> Wire:
     wire = Wire()
     prepared: dict[str, str] = {}
     current: list[tuple[str, int]] = []
+    messages: list[str] = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 3 or parts[0] != "F":
-                continue
-            kind, rest = parts[2], "\t".join(parts[3:])
-            if kind == "Parse":
-                m = _PARSE.match(rest)
-                assert m is not None, line
-                prepared[m.group(1)] = m.group(2)
-                wire.parses.append(m.group(2))
-            elif kind == "Bind":
-                # Bind "<portal>" "<statement>" <n formats> <codes...> <n params> <values...>
-                m = _BIND.match(rest)
-                assert m is not None, line
-                tokens = m.group(3).split()
-                n_formats = int(m.group(2))
-                n_params = int(tokens[n_formats])
-                current.append((prepared.get(m.group(1), "?"), n_params))
-            elif kind == "Sync":
-                wire.rounds.append(current)
-                current = []
+            if line.startswith(("F\t", "B\t")) or not messages:
+                messages.append(line.rstrip("\n"))
+            else:  # a statement text spanning lines
+                messages[-1] += "\n" + line.rstrip("\n")
+    for message in messages:
+        parts = message.split("\t")
+        if len(parts) < 3 or parts[0] != "F":
+            continue
+        kind, rest = parts[2], "\t".join(parts[3:])
+        if kind == "Parse":
+            m = _PARSE.match(rest)
+            assert m is not None, message
+            prepared[m.group(1)] = m.group(2)
+            wire.parses.append(m.group(2))
+        elif kind == "Bind":
+            # Bind "<portal>" "<statement>" <n formats> <codes...> <n params> <values...>
+            m = _BIND.match(rest)
+            assert m is not None, message
+            tokens = m.group(3).split()
+            n_formats = int(m.group(2))
+            n_params = int(tokens[n_formats])
+            current.append((prepared.get(m.group(1), "?"), n_params))
+        elif kind == "Sync":
+            wire.rounds.append(current)
+            current = []
     if current:
         wire.rounds.append(current)
     return wire
