@@ -9,11 +9,13 @@ pipeline the batches sharing one statement text.
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 import logging
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -904,3 +906,46 @@ def test_batched_parameters_len_and_repr_see_every_batch() -> None:
     assert repr(params) == "[{'id__0': 0}, {'id__0': 1}, {'id__0': 2}]"
     assert params[-1] == {"id__0": 2}
     assert params.next_batch is None
+
+
+_PARTIAL = pytest.mark.xfail(
+    strict=True,
+    reason="list method not overridden: works on the batches pulled so far (the docstring "
+    "says every list operation pulls them all)",
+)
+
+
+@pytest.mark.parametrize(
+    ("operation", "result"),
+    [
+        pytest.param(lambda p: list(p), [{"i": 0}, {"i": 1}, {"i": 2}], id="list"),
+        pytest.param(lambda p: p[1:], [{"i": 1}, {"i": 2}], id="slice"),
+        pytest.param(lambda p: str(p), "[{'i': 0}, {'i': 1}, {'i': 2}]", id="str"),
+        pytest.param(lambda p: p == [{"i": 0}, {"i": 1}, {"i": 2}], True, id="eq"),
+        pytest.param(lambda p: copy.copy(p), [{"i": 0}, {"i": 1}, {"i": 2}], id="copy.copy"),
+        pytest.param(lambda p: json.dumps(p), '[{"i": 0}, {"i": 1}, {"i": 2}]', id="json"),
+        pytest.param(
+            lambda p: p.copy(), [{"i": 0}, {"i": 1}, {"i": 2}], id="copy()", marks=_PARTIAL
+        ),
+        pytest.param(lambda p: {"i": 2} in p, True, id="in", marks=_PARTIAL),
+        pytest.param(
+            lambda p: p != [{"i": 0}, {"i": 1}, {"i": 2}], False, id="ne", marks=_PARTIAL
+        ),
+        pytest.param(lambda p: p.count({"i": 2}), 1, id="count", marks=_PARTIAL),
+        pytest.param(lambda p: p.index({"i": 2}), 2, id="index", marks=_PARTIAL),
+        pytest.param(
+            lambda p: list(reversed(p)),
+            [{"i": 2}, {"i": 1}, {"i": 0}],
+            id="reversed",
+            marks=_PARTIAL,
+        ),
+        pytest.param(
+            lambda p: p + [], [{"i": 0}, {"i": 1}, {"i": 2}], id="concat", marks=_PARTIAL
+        ),
+    ],
+)
+def test_batched_parameters_list_operations_see_every_batch(
+    operation: Callable[[BatchedParameters], Any], result: Any
+) -> None:
+    source = iter([Batch("S", {"i": 1}), Batch("S", {"i": 2})])
+    assert operation(BatchedParameters({"i": 0}, "S", source)) == result
