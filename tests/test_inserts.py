@@ -526,18 +526,8 @@ def test_before_cursor_execute_can_rewrite_the_statement(
 
 
 def test_before_cursor_execute_can_return_a_copy_of_the_parameters(
-    small_page_engine: Engine, mode: str, request: pytest.FixtureRequest
+    small_page_engine: Engine, mode: str
 ) -> None:
-    if mode != "text":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=StatementError,
-                reason="a copy is no longer a BatchedParameters: vecalchemy's do_execute "
-                "hands the list of batches to cursor.execute() (psycopg: 'the query has 4 "
-                "placeholders but 2 parameters were passed')",
-            )
-        )
     t = make_docs(small_page_engine)
 
     @event.listens_for(small_page_engine, "before_cursor_execute", retval=True)
@@ -908,13 +898,6 @@ def test_batched_parameters_len_and_repr_see_every_batch() -> None:
     assert params.next_batch is None
 
 
-_PARTIAL = pytest.mark.xfail(
-    strict=True,
-    reason="list method not overridden: works on the batches pulled so far (the docstring "
-    "says every list operation pulls them all)",
-)
-
-
 @pytest.mark.parametrize(
     ("operation", "result"),
     [
@@ -924,24 +907,17 @@ _PARTIAL = pytest.mark.xfail(
         pytest.param(lambda p: p == [{"i": 0}, {"i": 1}, {"i": 2}], True, id="eq"),
         pytest.param(lambda p: copy.copy(p), [{"i": 0}, {"i": 1}, {"i": 2}], id="copy.copy"),
         pytest.param(lambda p: json.dumps(p), '[{"i": 0}, {"i": 1}, {"i": 2}]', id="json"),
-        pytest.param(
-            lambda p: p.copy(), [{"i": 0}, {"i": 1}, {"i": 2}], id="copy()", marks=_PARTIAL
-        ),
-        pytest.param(lambda p: {"i": 2} in p, True, id="in", marks=_PARTIAL),
-        pytest.param(
-            lambda p: p != [{"i": 0}, {"i": 1}, {"i": 2}], False, id="ne", marks=_PARTIAL
-        ),
-        pytest.param(lambda p: p.count({"i": 2}), 1, id="count", marks=_PARTIAL),
-        pytest.param(lambda p: p.index({"i": 2}), 2, id="index", marks=_PARTIAL),
+        pytest.param(lambda p: p.copy(), [{"i": 0}, {"i": 1}, {"i": 2}], id="copy()"),
+        pytest.param(lambda p: {"i": 2} in p, True, id="in"),
+        pytest.param(lambda p: p != [{"i": 0}, {"i": 1}, {"i": 2}], False, id="ne"),
+        pytest.param(lambda p: p.count({"i": 2}), 1, id="count"),
+        pytest.param(lambda p: p.index({"i": 2}), 2, id="index"),
         pytest.param(
             lambda p: list(reversed(p)),
             [{"i": 2}, {"i": 1}, {"i": 0}],
             id="reversed",
-            marks=_PARTIAL,
         ),
-        pytest.param(
-            lambda p: p + [], [{"i": 0}, {"i": 1}, {"i": 2}], id="concat", marks=_PARTIAL
-        ),
+        pytest.param(lambda p: p + [], [{"i": 0}, {"i": 1}, {"i": 2}], id="concat"),
     ],
 )
 def test_batched_parameters_list_operations_see_every_batch(

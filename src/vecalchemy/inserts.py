@@ -77,23 +77,33 @@ class BatchedParameters(list[Any]):
             yield list.__getitem__(self, i)
             i += 1
 
-    def __len__(self) -> int:
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # copy.copy, copy.deepcopy and pickle give a plain list of every batch
         self._pull_all()
-        return list.__len__(self)
-
-    def __getitem__(self, index: Any) -> Any:
-        self._pull_all()
-        return list.__getitem__(self, index)
-
-    def __repr__(self) -> str:
-        self._pull_all()
-        return list.__repr__(self)
-
-    def __eq__(self, other: object) -> bool:
-        self._pull_all()
-        return list.__eq__(self, other)
+        return (list, (list.copy(self),))
 
     __hash__ = None
+
+
+def _pulling_all(name: str) -> Any:
+    method = getattr(list, name)
+
+    def pull_then(self: BatchedParameters, *args: Any, **kw: Any) -> Any:
+        self._pull_all()
+        return method(self, *args, **kw)
+
+    pull_then.__name__ = name
+    return pull_then
+
+
+# every list operation but iteration sees (and acts on) all the batches
+for _name in (
+    "__len__", "__getitem__", "__setitem__", "__delitem__", "__contains__", "__reversed__",
+    "__repr__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__",
+    "__mul__", "__rmul__", "__iadd__", "__imul__", "append", "extend", "insert", "pop",
+    "remove", "clear", "copy", "count", "index", "reverse", "sort",
+):  # fmt: skip
+    setattr(BatchedParameters, _name, _pulling_all(_name))
 
 
 def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
@@ -119,7 +129,11 @@ def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
             batch = next(batches, None)
             continue
         group = BatchedParameters(batch.replaced_parameters, batch.replaced_statement, batches)
-        yield batch._replace(replaced_parameters=group)
+        context._vecalchemy_group = True
+        try:
+            yield batch._replace(replaced_parameters=group)
+        finally:
+            context._vecalchemy_group = False
         group._pull_all()  # (normally done: executemany iterated it)
         batch = group.next_batch
 
@@ -127,10 +141,14 @@ def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
 def execute_batches(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
     """``do_execute`` for a :class:`BatchedParameters`: one pipelined ``executemany``.
 
-    Returns ``False`` (not handled) for any other parameters. Keeps ``rowcount`` the
-    total of all batches, as a plain executemany reports it.
+    Also when a ``before_cursor_execute`` listener (``retval=True``) replaced the
+    group's parameters with its own list of them. Returns ``False`` (not handled) for
+    any other parameters. Keeps ``rowcount`` the total of all batches, as a plain
+    executemany reports it.
     """
-    if type(parameters) is not BatchedParameters:
+    if type(parameters) is not BatchedParameters and not (
+        getattr(context, "_vecalchemy_group", False) and isinstance(parameters, (list, tuple))
+    ):
         return False
     cursor.executemany(statement, parameters)
     if context is not None:
