@@ -46,6 +46,7 @@ from .indexes import (
 )
 from .metrics import METRICS, Metric, opclass_for
 from .plugin import VecalchemyPlugin, install
+from .prepared import PreparedQuery
 from .psycopg import (
     BitParam,
     DenseParam,
@@ -109,6 +110,7 @@ __all__ = [
     "install_search_options",
     "iterative_search",
     "binary_quantized_search",
+    "PreparedQuery",
     "IndexProblem",
     "check_query",
     "install_query_checks",
