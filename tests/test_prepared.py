@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import decimal
 import enum
 import os
 import re
 import tempfile
+import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,13 +19,21 @@ import psycopg
 import pytest
 from conftest import make_engine
 from sqlalchemy import (
+    Boolean,
     Column,
+    Date,
+    DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
+    Interval,
+    LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
+    Uuid,
     bindparam,
     create_engine,
     event,
@@ -783,3 +794,148 @@ async def test_async_bad_vector_is_refused(async_db: AsyncEngine) -> None:
     async with async_db.connect() as aconn:
         with pytest.raises(InvalidVectorError, match="expected 3 dimensions, not 4"):
             await pq.all_async(aconn, q=[1.0, 2.0, 3.0, 4.0], k=1)
+
+
+# --- behaviours where PreparedQuery differs from Connection.execute -------------------------
+
+
+def test_other_column_types_match_execute(engine: Engine) -> None:
+    kinds = Table(
+        "kinds",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("v", Vector(DIM)),
+        Column("n", Numeric(10, 2, asdecimal=False)),
+        Column("f", Float(asdecimal=True)),
+        Column("u", Uuid(as_uuid=False)),
+        Column("dt", DateTime(timezone=True)),
+        Column("d", Date),
+        Column("ok", Boolean),
+        Column("raw", LargeBinary),
+        Column("j", pg.JSONB),
+        Column("a", pg.ARRAY(Integer)),
+        Column("i", Interval),
+    )
+    kinds.create(engine)
+    row = {
+        "id": 1,
+        "v": Q,
+        "n": 1.25,
+        "f": 0.5,
+        "u": str(uuid.uuid4()),
+        "dt": datetime.datetime(2024, 1, 2, 3, 4, tzinfo=datetime.UTC),
+        "d": datetime.date(2024, 1, 2),
+        "ok": True,
+        "raw": b"\x00\x01",
+        "j": {"a": [1, 2]},
+        "a": [1, 2],
+        "i": datetime.timedelta(hours=3),
+    }
+    with engine.begin() as conn:
+        conn.execute(insert(kinds), [row])
+    safe = select(*(c for c in kinds.c if c.name not in ("j", "a", "i")))
+    with engine.connect() as conn:
+        for stmt, binary in ((safe, True), (select(kinds), False)):
+            pq = PreparedQuery(stmt)
+            got = pq.all(conn)
+            assert pq._plan(engine.dialect).binary is binary
+            assert_same_rows(got, conn.execute(stmt).all())
+            assert got[0][2:5] == (1.25, decimal.Decimal("0.5"), row["u"])
+
+
+def test_parameters_named_like_the_arguments(db: Engine) -> None:
+    stmt = select(items.c.id).where(items.c.id.between(bindparam("conn"), bindparam("self")))
+    with db.connect() as conn:
+        assert sorted(PreparedQuery(stmt).scalars(conn, conn=2, self=4)) == [2, 3, 4]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the value of a callable bindparam is taken once, when the statement is "
+    "compiled (_compile stores bindparam.effective_value in the plan's defaults)",
+)
+def test_callable_bindparam_is_evaluated_at_every_call(db: Engine) -> None:
+    calls = iter(range(1, 100))
+    stmt = select(items.c.id).where(items.c.id == bindparam("i", callable_=lambda: next(calls)))
+    pq = PreparedQuery(stmt)
+    with db.connect() as conn:
+        assert conn.execute(stmt).scalars().all() == [1]
+        assert conn.execute(stmt).scalars().all() == [2]
+        assert pq.scalars(conn) == [3]
+        assert pq.scalars(conn) == [4]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=sa_exc.UnboundExecutionError,
+    reason="all() calls session.connection() without the statement, so a Session bound "
+    "per mapper/table (Session(binds={...})) finds no engine",
+)
+def test_session_with_per_table_binds(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    pq = PreparedQuery(select(Doc.id, Doc.embedding).order_by(Doc.id))
+    with Session(binds={Doc: engine}) as session:
+        session.add(Doc(id=1, embedding=Q))
+        session.flush()
+        assert session.execute(select(Doc.id)).scalars().all() == [1]
+        assert [r[0] for r in pq.all(session)] == [1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="no check of the server's column types after execution (results."
+    "check_result_format): a column declared binary-safe but of another type in the "
+    "table comes back as binary bytes at every call",
+)
+def test_declared_type_differing_from_the_table_falls_back_to_text(engine: Engine) -> None:
+    md.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(extras).values(ts=func.to_tsvector("simple", "the fox")), [{"id": 1, "v": Q}]
+        )
+    declared = Table(
+        "extras",
+        MetaData(),
+        Column("id", Integer),
+        Column("v", Vector(DIM)),
+        Column("ts", String),  # tsvector in the table
+    )
+    stmt = select(declared.c.id, declared.c.v, declared.c.ts)
+    pq = PreparedQuery(stmt)
+    with engine.connect() as conn:
+        conn.execute(stmt).all()  # the plugin/dialect paths learn here
+        assert conn.execute(stmt).all()[0][2] == "'fox':2 'the':1"
+        pq.all(conn)
+        assert pq.all(conn)[0][2] == "'fox':2 'the':1"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DBAPIError.instance() is called without is_disconnect / invalidation: a lost "
+    "connection is not invalidated, and closing the Connection then raises",
+)
+def test_server_disconnect_invalidates_the_connection(db: Engine) -> None:
+    pq = PreparedQuery(select(items.c.id).order_by(items.c.id).limit(1))
+    with db.connect() as conn:
+        pid = conn.execute(select(func.pg_backend_pid())).scalar()
+        conn.rollback()
+        with db.connect() as killer:
+            killer.execute(select(func.pg_terminate_backend(pid)))
+        with pytest.raises(sa_exc.OperationalError) as info:
+            pq.all(conn)
+        assert isinstance(info.value.orig, psycopg.errors.AdminShutdown)
+        assert info.value.connection_invalidated
+        assert conn.invalidated
+
+
+def test_server_disconnect_through_execute_invalidates_the_connection(db: Engine) -> None:
+    """The behaviour PreparedQuery should match (control for the test above)."""
+    with db.connect() as conn:
+        pid = conn.execute(select(func.pg_backend_pid())).scalar()
+        conn.rollback()
+        with db.connect() as killer:
+            killer.execute(select(func.pg_terminate_backend(pid)))
+        with pytest.raises(sa_exc.OperationalError) as info:
+            conn.execute(select(items.c.id).limit(1))
+        assert info.value.connection_invalidated
+        assert conn.invalidated
