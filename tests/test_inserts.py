@@ -255,7 +255,9 @@ def test_batches_sharing_a_statement_go_in_one_cursor_call(small_page_engine: En
     t = make_docs(small_page_engine)
     calls: list[tuple[int, bool]] = []
 
-    @event.listens_for(small_page_engine, "after_cursor_execute")
+    # (before_cursor_execute: SQLAlchemy 2.0 gives after_cursor_execute of insertmanyvalues
+    # the whole executemany's parameters)
+    @event.listens_for(small_page_engine, "before_cursor_execute")
     def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
         if stmt.startswith("INSERT"):
             calls.append((len(params), many))
@@ -413,7 +415,7 @@ def test_install_on_a_plain_engine_turns_batches_on_once(
         rows = doc_rows(5)
         calls: list[int] = []
 
-        @event.listens_for(eng, "after_cursor_execute")
+        @event.listens_for(eng, "before_cursor_execute")
         def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
             if stmt.startswith("INSERT"):
                 calls.append(len(params))
@@ -796,7 +798,7 @@ async def test_async_executemany_insert_lands_every_row_with_total_rowcount(
     rows = doc_rows(5)
     statements: list[int] = []
 
-    @event.listens_for(async_engine.sync_engine, "after_cursor_execute")
+    @event.listens_for(async_engine.sync_engine, "before_cursor_execute")
     def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
         if stmt.startswith("INSERT"):
             statements.append(len(params))
