@@ -15,7 +15,10 @@ Workloads (each implementation in turn, order rotated every repeat, medians prin
   buffer encoded for the whole matrix;
 - fetch: every ``(id, embedding)`` row (vecalchemy Core with binary results and
   ``fetch_matrix``; pgvector-python; raw psycopg binary cursor), plus peak memory;
-- topk: 200 top-10 HNSW cosine queries, mean latency per query.
+- topk: 200 top-10 HNSW cosine queries, mean latency per query (vecalchemy with a select()
+  built per query, one statement built once, ``PreparedQuery``; SQLAlchemy alone running the
+  raw SQL string with the raw dumper through ``exec_driver_sql``, the floor of any library
+  executing through SQLAlchemy; raw psycopg; pgvector-python).
 
 The server is vecalchemy's test server (``VECALCHEMY_DATABASE_URL`` or the embedded one).
 """
@@ -45,7 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from tabulate import tabulate
 
 import vecalchemy
-from vecalchemy import Vector, copy_rows, fetch_matrix
+from vecalchemy import PreparedQuery, Vector, copy_rows, fetch_matrix
 from vecalchemy.bulk import COPY_SIGNATURE, COPY_TRAILER
 from vecalchemy.pytest_plugin import libpq_conninfo
 from vecalchemy.testing import database_url
@@ -70,12 +73,16 @@ class RawLoader(Loader):
         return np.frombuffer(data, dtype=">f4", offset=4).astype(np.float32)
 
 
-def raw_connect(url: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(libpq_conninfo(url))
+def _raw_adapters(conn: psycopg.Connection[Any], *_: Any) -> None:
     oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]  # type: ignore[index]
     conn.rollback()
     conn.adapters.register_dumper(np.ndarray, type("D", (RawDumper,), {"oid": oid}))
     conn.adapters.register_loader(oid, RawLoader)
+
+
+def raw_connect(url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(libpq_conninfo(url))
+    _raw_adapters(conn)
     return conn
 
 
@@ -124,6 +131,13 @@ class Bench:
         self.engine = create_engine(url, plugins=["vecalchemy"])
         self.plain = create_engine(url)  # pgvector-python runs on a plain engine
         self.raw = raw_connect(url)
+        self.floor = create_engine(url)  # plain SQLAlchemy with the raw binary dumper
+        sqlalchemy.event.listen(self.floor, "connect", _raw_adapters)
+        self.prepared = PreparedQuery(
+            select(self.ours.c.id)
+            .order_by(self.ours.c.embedding.cosine_distance(sqlalchemy.bindparam("q")))
+            .limit(10)
+        )
         with self.raw.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
             cur.execute(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, embedding vector({dim}))")
@@ -252,6 +266,18 @@ class Bench:
             for q in self.queries:
                 conn.execute(stmt, {"q": q}).all()
 
+    def topk_prepared(self) -> None:
+        with self.engine.connect() as conn:
+            for q in self.queries:
+                self.prepared.all(conn, q=q)
+
+    def topk_sqlalchemy_floor(self) -> None:
+        """SQLAlchemy's own cost: the raw SQL string and raw dumper through exec_driver_sql."""
+        sql = f"SELECT id FROM {TABLE} ORDER BY embedding <=> %b LIMIT 10"
+        with self.floor.connect() as conn:
+            for q in self.queries:
+                conn.exec_driver_sql(sql, (q,)).all()
+
     def topk_peer(self) -> None:
         col = self.peer.c.embedding
         with self.plain.connect() as conn:
@@ -276,6 +302,7 @@ class Bench:
 
     def close(self) -> None:
         self.raw.close()
+        self.floor.dispose()
         self.engine.dispose()
         self.plain.dispose()
 
@@ -424,6 +451,8 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
         impls = {
             "vecalchemy": b.topk_ours,
             "vecalchemy prebuilt stmt": b.topk_ours_prebuilt,
+            "vecalchemy PreparedQuery": b.topk_prepared,
+            "SQLAlchemy alone (floor)": b.topk_sqlalchemy_floor,
             "raw psycopg": b.topk_raw,
         }
         if peers:
