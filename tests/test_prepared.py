@@ -939,3 +939,30 @@ def test_server_disconnect_through_execute_invalidates_the_connection(db: Engine
             conn.execute(select(items.c.id).limit(1))
         assert info.value.connection_invalidated
         assert conn.invalidated
+
+
+def test_percent_operator_in_a_statement_without_binds_matches_execute(db: Engine) -> None:
+    stmt = (
+        select(items.c.id, items.c.cat.op("%")(items.c.id).label("m"), items.c.v)
+        .order_by(items.c.id)
+        .limit(4)
+    )
+    with db.connect() as conn:
+        got = PreparedQuery(stmt).all(conn)
+        assert_same_rows(got, conn.execute(stmt).all())
+    assert [r[1] for r in got] == [(i % 3) % i for i in range(1, 5)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="all() on the sync Connection of AsyncConnection.run_sync() opens psycopg's "
+    "AsyncCursor with a plain 'with': TypeError 'AsyncCursor' object does not support "
+    "the context manager protocol",
+)
+async def test_sync_all_inside_run_sync(async_db: AsyncEngine) -> None:
+    pq = PreparedQuery(TOP_K)
+    async with async_db.connect() as aconn:
+        expected = await pq.all_async(aconn, q=Q, k=3)
+        got = await aconn.run_sync(lambda c: pq.all(c, q=Q, k=3))
+    assert_same_rows(got, expected)
