@@ -849,11 +849,6 @@ def test_parameters_named_like_the_arguments(db: Engine) -> None:
         assert sorted(PreparedQuery(stmt).scalars(conn, conn=2, self=4)) == [2, 3, 4]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the value of a callable bindparam is taken once, when the statement is "
-    "compiled (_compile stores bindparam.effective_value in the plan's defaults)",
-)
 def test_callable_bindparam_is_evaluated_at_every_call(db: Engine) -> None:
     calls = iter(range(1, 100))
     stmt = select(items.c.id).where(items.c.id == bindparam("i", callable_=lambda: next(calls)))
@@ -865,12 +860,6 @@ def test_callable_bindparam_is_evaluated_at_every_call(db: Engine) -> None:
         assert pq.scalars(conn) == [4]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sa_exc.UnboundExecutionError,
-    reason="all() calls session.connection() without the statement, so a Session bound "
-    "per mapper/table (Session(binds={...})) finds no engine",
-)
 def test_session_with_per_table_binds(engine: Engine) -> None:
     Base.metadata.create_all(engine)
     pq = PreparedQuery(select(Doc.id, Doc.embedding).order_by(Doc.id))
@@ -881,12 +870,6 @@ def test_session_with_per_table_binds(engine: Engine) -> None:
         assert [r[0] for r in pq.all(session)] == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no check of the server's column types after execution (results."
-    "check_result_format): a column declared binary-safe but of another type in the "
-    "table comes back as binary bytes at every call",
-)
 def test_declared_type_differing_from_the_table_falls_back_to_text(engine: Engine) -> None:
     md.create_all(engine)
     with engine.begin() as conn:
@@ -909,11 +892,6 @@ def test_declared_type_differing_from_the_table_falls_back_to_text(engine: Engin
         assert pq.all(conn)[0][2] == "'fox':2 'the':1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DBAPIError.instance() is called without is_disconnect / invalidation: a lost "
-    "connection is not invalidated, and closing the Connection then raises",
-)
 def test_server_disconnect_invalidates_the_connection(db: Engine) -> None:
     pq = PreparedQuery(select(items.c.id).order_by(items.c.id).limit(1))
     with db.connect() as conn:
@@ -953,13 +931,6 @@ def test_percent_operator_in_a_statement_without_binds_matches_execute(db: Engin
     assert [r[1] for r in got] == [(i % 3) % i for i in range(1, 5)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="all() on the sync Connection of AsyncConnection.run_sync() opens psycopg's "
-    "AsyncCursor with a plain 'with': TypeError 'AsyncCursor' object does not support "
-    "the context manager protocol",
-)
 async def test_sync_all_inside_run_sync(async_db: AsyncEngine) -> None:
     pq = PreparedQuery(TOP_K)
     async with async_db.connect() as aconn:

@@ -31,10 +31,12 @@ when the statement is first compiled for a dialect.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg.pq import Format
 from sqlalchemy import Integer, literal_column
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
@@ -47,7 +49,8 @@ if TYPE_CHECKING:  # (sqlalchemy.ext.asyncio wants greenlet at run time)
 
 from .checks import _user_stacklevel, _verdict
 from .exc import VectorIndexWarning
-from .results import binary_results_ok
+from .results import _driver_cursor, binary_results_ok
+from .types import VectorType
 
 __all__ = ["PreparedQuery"]
 
@@ -84,6 +87,7 @@ class _Plan:
     sql: str
     binds: tuple[tuple[str, str, Any], ...]  # (name, name in the SQL, bind processor)
     defaults: dict[str, Any]
+    callables: dict[str, Any]  # bindparam(callable_=...): called at every execution
     result_types: tuple[Any, ...]
     binary: bool
 
@@ -154,16 +158,20 @@ class PreparedQuery:
         escaped = compiled.escaped_bind_names or {}
         binds = []
         defaults = {}
+        callables = {}
         for bindparam, name in compiled.bind_names.items():
             processor = bindparam.type.dialect_impl(dialect).bind_processor(dialect)
             binds.append((name, escaped.get(name, name), processor))
-            if not bindparam.required:
-                defaults[name] = bindparam.effective_value
+            if bindparam.callable is not None:
+                callables[name] = bindparam.callable
+            elif not bindparam.required:
+                defaults[name] = bindparam.value
         result_types = tuple(c.type for c in self.statement.selected_columns)
         return _Plan(
             sql=compiled.string,
             binds=tuple(binds),
             defaults=defaults,
+            callables=callables,
             result_types=result_types,
             binary=binary_results_ok(compiled),
         )
@@ -176,6 +184,8 @@ class PreparedQuery:
                 f"unknown bind parameter(s) {sorted(unknown)}; the statement has {sorted(names)}"
             )
         values = plan.defaults | params if plan.defaults else params
+        if plan.callables:
+            values = {name: f() for name, f in plan.callables.items()} | values
         out = {}
         for name, key, processor in plan.binds:
             try:
@@ -187,7 +197,7 @@ class PreparedQuery:
             out[key] = value if processor is None else processor(value)
         return out
 
-    def _rows(self, plan: _Plan, dialect: Any, description: Any, rows: list[Any]) -> list[Any]:
+    def _rows(self, plan: _Plan, dialect: Any, description: Any, rows: Sequence[Any]) -> list[Any]:
         key = (dialect, tuple(c.type_code for c in description or ()))
         processors = self._processors.get(key)
         if processors is None:
@@ -196,9 +206,40 @@ class PreparedQuery:
                 for t, code in zip(plan.result_types, key[1], strict=False)
             )
         if not any(processors):
-            return rows
+            return list(rows)
         pairs = tuple(enumerate(processors))
         return [tuple(row[i] if p is None else p(row[i]) for i, p in pairs) for row in rows]
+
+    @staticmethod
+    def _error(
+        dialect: Any, e: psycopg.Error, plan: _Plan, parameters: Any, cursor: Any
+    ) -> tuple[sa_exc.StatementError, bool]:
+        driver_connection = getattr(cursor, "connection", None)
+        invalidated = dialect.is_disconnect(e, driver_connection, cursor)
+        error = sa_exc.DBAPIError.instance(
+            plan.sql,
+            parameters,
+            e,
+            psycopg.Error,
+            connection_invalidated=invalidated,
+            dialect=dialect,
+        )
+        return error, bool(invalidated)
+
+    def _check_format(self, dialect: Any, plan: _Plan, inner: Any, description: Any) -> None:
+        """As :func:`vecalchemy.results.check_result_format`: a binary result holding a
+        column psycopg has no binary loader for (a declared type that differs from the
+        table's) turns the statement to text from its next call."""
+        if not plan.binary or inner is None or not description:
+            return
+        adapters = inner.adapters
+        for i, column in enumerate(description):
+            declared = plan.result_types[i] if i < len(plan.result_types) else None
+            if isinstance(declared, VectorType):
+                continue  # vecalchemy's types decode binary payloads themselves
+            if adapters.get_loader(column.type_code, Format.BINARY) is None:
+                self._plans[dialect] = replace(plan, binary=False)
+                return
 
     # --- running --------------------------------------------------------------------------
 
@@ -208,24 +249,36 @@ class PreparedQuery:
         ``params``: values of the statement's named bind parameters. Values are
         validated by the column types before anything is sent (e.g.
         :class:`~vecalchemy.exc.InvalidVectorError`); database errors are raised as
-        SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError` subclasses.
+        SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError` subclasses, and a lost server
+        connection invalidates ``conn`` as ``Connection.execute`` would. Also works on
+        the sync facade of an async engine (inside ``AsyncConnection.run_sync``).
         """
-        connection = conn.connection() if isinstance(conn, Session) else conn
+        if isinstance(conn, Session):
+            connection = conn.connection(bind_arguments={"clause": self.statement})
+        else:
+            connection = conn
         if not connection.in_transaction():
             connection.begin()
         dialect = connection.dialect
         plan = self._plan(dialect)
         parameters = self._parameters(plan, params)
-        driver = connection.connection.driver_connection
+        # the DBAPI connection: psycopg's own, or SQLAlchemy's sync facade of an async one
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        inner = _driver_cursor(cursor)
         try:
-            with driver.cursor(binary=plan.binary) as cursor:  # type: ignore[union-attr]
-                cursor.execute(plan.sql, parameters)
-                rows = cursor.fetchall()
-                description = cursor.description
+            if plan.binary and inner is not None:
+                inner.format = Format.BINARY
+            cursor.execute(plan.sql, parameters)
+            rows = cursor.fetchall()
+            description = cursor.description
         except psycopg.Error as e:
-            raise sa_exc.DBAPIError.instance(
-                plan.sql, parameters, e, psycopg.Error, dialect=dialect
-            ) from e
+            error, invalidated = self._error(dialect, e, plan, parameters, cursor)
+            if invalidated:
+                connection.invalidate(e)
+            raise error from e
+        finally:
+            cursor.close()
+        self._check_format(dialect, plan, inner, description)
         return self._rows(plan, dialect, description, rows)
 
     def scalars(self, conn: Connection | Session, /, **params: Any) -> list[Any]:
@@ -238,7 +291,10 @@ class PreparedQuery:
         """:meth:`all` for an ``AsyncConnection`` / ``AsyncSession`` (psycopg async)."""
         from sqlalchemy.ext.asyncio import AsyncSession
 
-        connection = await conn.connection() if isinstance(conn, AsyncSession) else conn
+        if isinstance(conn, AsyncSession):
+            connection = await conn.connection(bind_arguments={"clause": self.statement})
+        else:
+            connection = conn
         if not connection.in_transaction():
             await connection.begin()
         dialect = connection.dialect
@@ -246,15 +302,21 @@ class PreparedQuery:
         parameters = self._parameters(plan, params)
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
+        cursor = driver.cursor()
         try:
-            async with driver.cursor(binary=plan.binary) as cursor:
-                await cursor.execute(plan.sql, parameters)
-                rows = await cursor.fetchall()
-                description = cursor.description
+            if plan.binary and _driver_cursor(cursor) is not None:
+                cursor.format = Format.BINARY
+            await cursor.execute(plan.sql, parameters)
+            rows = await cursor.fetchall()
+            description = cursor.description
         except psycopg.Error as e:
-            raise sa_exc.DBAPIError.instance(
-                plan.sql, parameters, e, psycopg.Error, dialect=dialect
-            ) from e
+            error, invalidated = self._error(dialect, e, plan, parameters, cursor)
+            if invalidated:
+                await connection.invalidate(e)
+            raise error from e
+        finally:
+            await cursor.close()
+        self._check_format(dialect, plan, _driver_cursor(cursor), description)
         return self._rows(plan, dialect, description, rows)
 
     async def scalars_async(
