@@ -333,6 +333,13 @@ def alternate(
     return times
 
 
+def _paired(ours: list[tuple[float, float]], raw: list[tuple[float, float]], rate: bool) -> str:
+    """Ratios to raw psycopg within each round (the runs of one round are back to back, so
+    the machine's slow drifts cancel): median and range over the rounds."""
+    ratios = sorted((r / o if rate else o / r) for (o, _), (r, _) in zip(ours, raw, strict=True))
+    return f"{statistics.median(ratios):.2f}x [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
+
+
 def _status_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith(field))
@@ -408,6 +415,7 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
                     if unit == "vec/s"
                     else f"{cpu[name] / len(b.queries) * 1e3:.3f}",
                     f"{vs_raw:.2f}x",
+                    _paired(times[name], times[raw], unit == "vec/s"),
                     "" if vs_peer is None else f"{vs_peer:.2f}x",
                 ]
             )
@@ -472,9 +480,20 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
                 "µs/row",
                 "client CPU µs/row (ms/query)",
                 "vs raw",
+                "vs raw, per round: median [min-max]",
                 "vs pgvector-python",
             ],
-            colalign=("left", "left", "right", "left", "right", "right", "right", "right"),
+            colalign=(
+                "left",
+                "left",
+                "right",
+                "left",
+                "right",
+                "right",
+                "right",
+                "right",
+                "right",
+            ),  # fmt: skip
         )
     )
     if mem:
