@@ -295,9 +295,12 @@ def encode_dense_binary(arr: np.ndarray, sql_type: str = "vector") -> bytes:
 def decode_dense_binary(
     data: bytes | bytearray | memoryview, sql_type: str = "vector"
 ) -> np.ndarray:
-    """Decode a binary payload into a ``(dim,)`` float32 (vector) / float16 (halfvec) array."""
-    dim = (data[0] << 8) | data[1]
-    wire: np.ndarray = np.frombuffer(data, dtype=_WIRE[sql_type], count=dim, offset=4)
+    """Decode a binary payload into a ``(dim,)`` float32 (vector) / float16 (halfvec) array.
+
+    ``data`` is one value as the server sends it (psycopg hands over exactly its bytes),
+    so the elements are everything after the 4-byte header.
+    """
+    wire: np.ndarray = np.frombuffer(data, dtype=_WIRE[sql_type], offset=4)
     return wire.astype(DENSE_DTYPES[sql_type])
 
 
