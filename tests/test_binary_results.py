@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
-import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 from conftest import make_engine
+from libpq_trace import libpq_trace
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -362,20 +361,11 @@ def test_a_column_without_binary_loader_turns_the_statement_back_to_text(
 def bind_formats(conn: Connection) -> Iterator[list[list[str]]]:
     """Parameter format codes (0 text, 1 binary) of each Bind with parameters (libpq trace)."""
     found: list[list[str]] = []
-    fd, path = tempfile.mkstemp()
-    pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
-    try:
-        pgconn.trace(fd)
-        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+    with libpq_trace(conn) as messages:
         yield found
-        pgconn.untrace()
-        with open(path, encoding="utf-8", errors="replace") as f:
-            binds = [line.split("\t")[3].split() for line in f if "\tBind\t" in line]
-        # Bind "<portal>" "<statement>" <n formats> <format codes...> <n params> ...
-        found.extend(b[3 : 3 + int(b[2])] for b in binds if int(b[2]))
-    finally:
-        os.close(fd)
-        os.remove(path)
+    # Bind "<portal>" "<statement>" <n formats> <format codes...> <n params> ...
+    binds = [m[3].split() for m in messages if m[0] == "F" and m[2] == "Bind"]
+    found.extend(b[3 : 3 + int(b[2])] for b in binds if int(b[2]))
 
 
 def test_top_k_query_compiles_once_and_binds_the_vector_in_binary(

@@ -12,9 +12,7 @@ import contextlib
 import copy
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 import psycopg
 import pytest
 from conftest import make_engine
+from libpq_trace import libpq_trace
 from sqlalchemy import (
     Column,
     Integer,
@@ -84,31 +83,23 @@ class Wire:
         return [p for p in self.parses if p.startswith("INSERT")]
 
 
-def _read_trace(path: str) -> Wire:
+def _wire(messages: list[list[str]]) -> Wire:
     wire = Wire()
     prepared: dict[str, str] = {}
     current: list[tuple[str, int]] = []
-    messages: list[str] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if line.startswith(("F\t", "B\t")) or not messages:
-                messages.append(line.rstrip("\n"))
-            else:  # a statement text spanning lines
-                messages[-1] += "\n" + line.rstrip("\n")
-    for message in messages:
-        parts = message.split("\t")
+    for parts in messages:
         if len(parts) < 3 or parts[0] != "F":
             continue
-        kind, rest = parts[2], "\t".join(parts[3:])
+        kind, rest = parts[2], parts[3] if len(parts) > 3 else ""
         if kind == "Parse":
             m = _PARSE.match(rest)
-            assert m is not None, message
+            assert m is not None, parts
             prepared[m.group(1)] = m.group(2)
             wire.parses.append(m.group(2))
         elif kind == "Bind":
             # Bind "<portal>" "<statement>" <n formats> <codes...> <n params> <values...>
             m = _BIND.match(rest)
-            assert m is not None, message
+            assert m is not None, parts
             tokens = m.group(3).split()
             n_formats = int(m.group(2))
             n_params = int(tokens[n_formats])
@@ -125,20 +116,13 @@ def _read_trace(path: str) -> Wire:
 def wire_trace(conn: Connection) -> Iterator[Wire]:
     """Trace what ``conn``'s libpq connection sends inside the block (filled on exit)."""
     wire = Wire()
-    fd, path = tempfile.mkstemp()
-    pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    messages: list[list[str]] = []
     try:
-        pgconn.trace(fd)
-        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
+        with libpq_trace(conn) as messages:
             yield wire
-        finally:
-            pgconn.untrace()
-            traced = _read_trace(path)
-            wire.parses, wire.rounds = traced.parses, traced.rounds
-    finally:
-        os.close(fd)
-        os.remove(path)
+    finally:  # (also when the block raised: what was sent before the error)
+        traced = _wire(messages)
+        wire.parses, wire.rounds = traced.parses, traced.rounds
 
 
 def make_docs(engine: Engine, name: str = "docs") -> Table:

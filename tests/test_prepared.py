@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import decimal
 import enum
-import os
-import re
-import tempfile
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
 from conftest import make_engine
+from libpq_trace import libpq_trace
 from sqlalchemy import (
     Boolean,
     Column,
@@ -46,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -178,28 +175,6 @@ def assert_same_rows(got: list[tuple[Any, ...]], expected: list[Any]) -> None:
                 np.testing.assert_array_equal(a, b)
             else:
                 assert a == b
-
-
-@contextlib.contextmanager
-def libpq_trace(conn: Connection) -> Iterator[list[list[str]]]:
-    """The frontend/backend messages of ``conn`` as ``[direction, length, type, rest]``."""
-    found: list[list[str]] = []
-    fd, path = tempfile.mkstemp()
-    pgconn = conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
-    try:
-        pgconn.trace(fd)
-        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            yield found
-        finally:
-            pgconn.untrace()
-            with open(path, encoding="utf-8", errors="replace") as f:
-                content = f.read()
-            # a message is one line, unless its text (a statement) has newlines
-            found.extend(m.split("\t", 3) for m in re.split(r"\n(?=[FB]\t)", content) if m)
-    finally:
-        os.close(fd)
-        os.remove(path)
 
 
 def sent(messages: list[list[str]], kind: str) -> list[str]:

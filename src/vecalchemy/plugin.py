@@ -81,18 +81,9 @@ def _install_batches(engine: Engine) -> None:
         dialect.insertmanyvalues_page_size = PAGE_SIZE
     deliver = dialect._deliver_insertmanyvalues_batches
 
-    def deliver_grouped(
-        connection: Any,
-        cursor: Any,
-        statement: Any,
-        parameters: Any,
-        generic_setinputsizes: Any,
-        context: Any,
-    ) -> Any:
-        batches = deliver(
-            connection, cursor, statement, parameters, generic_setinputsizes, context
-        )
-        return group_batches(batches, context)
+    def deliver_grouped(*args: Any) -> Any:
+        # (connection, cursor, statement, parameters, generic_setinputsizes, context)
+        return group_batches(deliver(*args), args[-1])
 
     dialect._deliver_insertmanyvalues_batches = deliver_grouped
     event.listen(engine, "do_execute", execute_batches)
