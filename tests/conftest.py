@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from vecalchemy.testing import libpq_conninfo
 
@@ -29,6 +31,15 @@ def make_engine(url: str, schema: str, mode: str, **kw: object) -> Engine:
         )
     plugins = ["vecalchemy"] if mode == "plugin" else []
     return create_engine(url, plugins=plugins, connect_args=connect_args, **kw)
+
+
+def make_async_engine(url: str, schema: str, mode: str, **kw: Any) -> AsyncEngine:
+    """The ``create_async_engine`` twin of :func:`make_engine`."""
+    connect_args = {"options": f"-csearch_path={schema},public"}
+    if mode == "dialect":
+        url = url.replace("postgresql+psycopg", "postgresql+vecalchemy")
+    plugins = ["vecalchemy"] if mode == "plugin" else []
+    return create_async_engine(url, plugins=plugins, connect_args=connect_args, **kw)
 
 
 @pytest.fixture(params=MODES)

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
+from conftest import make_async_engine
 from psycopg.pq import Format
 from sqlalchemy import Column, Integer, MetaData, Table, event, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vecalchemy import Bit, HalfVec, SparseVec, SparseVector, Vector, avg
@@ -16,14 +17,6 @@ from vecalchemy.dialect import VecalchemyAsyncDialect
 from vecalchemy.psycopg import DenseParam
 
 ASYNC_MODES = ("text", "plugin", "dialect")
-
-
-def make_async_engine(url: str, schema: str, mode: str) -> AsyncEngine:
-    connect_args = {"options": f"-csearch_path={schema},public"}
-    if mode == "dialect":
-        url = url.replace("postgresql+psycopg", "postgresql+vecalchemy")
-    plugins = ["vecalchemy"] if mode == "plugin" else []
-    return create_async_engine(url, plugins=plugins, connect_args=connect_args)
 
 
 @pytest.fixture(params=ASYNC_MODES)

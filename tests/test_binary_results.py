@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from conftest import make_engine
+from conftest import make_async_engine, make_engine
 from libpq_trace import libpq_trace
 from sqlalchemy import (
     BigInteger,
@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql.psycopg import PGExecutionContext_psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import CacheStats
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import UserDefinedType
 
@@ -431,12 +431,7 @@ def test_core_and_orm_bulk_insert_send_vectors_in_binary(engine: Engine, mode: s
 async def async_engine(
     vector_database_url: str, vector_schema: str, mode: str
 ) -> AsyncIterator[AsyncEngine]:
-    sync = make_engine(vector_database_url, vector_schema, mode)
-    kw: dict[str, Any] = {"connect_args": {"options": f"-csearch_path={vector_schema},public"}}
-    if mode == "plugin":
-        kw["plugins"] = ["vecalchemy"]
-    eng = create_async_engine(sync.url, **kw)
-    sync.dispose()
+    eng = make_async_engine(vector_database_url, vector_schema, mode)
     yield eng
     await eng.dispose()
 

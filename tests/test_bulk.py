@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
-from conftest import make_engine
+from conftest import make_async_engine, make_engine
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vecalchemy import HalfVec, InvalidVectorError, SparseVec, SparseVector, Vector
@@ -313,18 +313,9 @@ def test_fetch_matrix_of_halfvec_is_float16(engine: Engine) -> None:
 async def async_engine(
     vector_database_url: str, vector_schema: str, mode: str
 ) -> AsyncIterator[AsyncEngine]:
-    sync = make_engine(vector_database_url, vector_schema, mode)
-    eng = create_async_engine(sync.url, **_async_kw(mode, vector_schema))
-    sync.dispose()
+    eng = make_async_engine(vector_database_url, vector_schema, mode)
     yield eng
     await eng.dispose()
-
-
-def _async_kw(mode: str, schema: str) -> dict[str, object]:
-    kw: dict[str, object] = {"connect_args": {"options": f"-csearch_path={schema},public"}}
-    if mode == "plugin":
-        kw["plugins"] = ["vecalchemy"]
-    return kw
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from conftest import make_engine
+from conftest import make_async_engine, make_engine
 from libpq_trace import libpq_trace
 from sqlalchemy import (
     Column,
@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vecalchemy import (
@@ -761,15 +761,7 @@ def test_orm_add_all_without_primary_keys_assigns_server_ids(
 async def async_engine(
     vector_database_url: str, vector_schema: str, mode: str
 ) -> AsyncIterator[AsyncEngine]:
-    sync = make_engine(vector_database_url, vector_schema, mode)
-    kw: dict[str, Any] = {
-        "connect_args": {"options": f"-csearch_path={vector_schema},public"},
-        "insertmanyvalues_page_size": 2,
-    }
-    if mode == "plugin":
-        kw["plugins"] = ["vecalchemy"]
-    eng = create_async_engine(sync.url, **kw)
-    sync.dispose()
+    eng = make_async_engine(vector_database_url, vector_schema, mode, insertmanyvalues_page_size=2)
     yield eng
     await eng.dispose()
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from conftest import make_engine
+from conftest import make_async_engine, make_engine
 from libpq_trace import libpq_trace
 from sqlalchemy import (
     Boolean,
@@ -44,7 +44,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from vecalchemy import (
@@ -707,17 +707,9 @@ def test_one_plan_per_dialect(vector_database_url: str, vector_schema: str, db: 
 # --- async ---------------------------------------------------------------------------------
 
 
-def _async_engine(url: str, schema: str, mode: str) -> AsyncEngine:
-    connect_args = {"options": f"-csearch_path={schema},public"}
-    if mode == "dialect":
-        url = url.replace("postgresql+psycopg", "postgresql+vecalchemy")
-    plugins = ["vecalchemy"] if mode == "plugin" else []
-    return create_async_engine(url, plugins=plugins, connect_args=connect_args)
-
-
 @pytest.fixture
 async def async_db(db: Engine, vector_schema: str, mode: str) -> AsyncIterator[AsyncEngine]:
-    eng = _async_engine(str(db.url.render_as_string(hide_password=False)), vector_schema, mode)
+    eng = make_async_engine(str(db.url.render_as_string(hide_password=False)), vector_schema, mode)
     yield eng
     await eng.dispose()
 
