@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import psycopg
 import pytest
 
-from vecalchemy import SparseVector, codecs
+from vecalchemy import InvalidVectorError, SparseVector, codecs
 
 
 def server_bytes(conn: psycopg.Connection, sql: str) -> bytes:
@@ -122,3 +125,59 @@ def test_bit_binary_round_trip_for_lengths_around_byte_boundaries(n: int) -> Non
     rng = np.random.default_rng(n)
     text = "".join(rng.choice(["0", "1"], size=n))
     assert codecs.decode_bits_binary(codecs.encode_bits_binary(codecs.check_bits(text))) == text
+
+
+# --- dense_checker: the per-column short path --------------------------------------------
+
+
+def test_dense_checker_returns_a_finite_float32_array_itself() -> None:
+    check = codecs.dense_checker("vector", 3)
+    a = np.array([1.0, -2.5, 3e38], dtype=np.float32)
+    assert check(a) is a
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.nan, "NaN not allowed in vector (element 1)"),
+        (np.inf, "infinite value not allowed in vector (element 1)"),
+        (-np.inf, "infinite value not allowed in vector (element 1)"),
+    ],
+)
+def test_dense_checker_refuses_non_finite_float32_like_check_dense(
+    bad: float, message: str
+) -> None:
+    a = np.array([1.0, bad, 3.0], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no NumPy RuntimeWarning on the way
+        with pytest.raises(InvalidVectorError, match=re.escape(message)):
+            codecs.dense_checker("vector", 3)(a)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.array([1.0, 2.0, 3.0], dtype=">f4"),  # big-endian: not the short path
+        np.arange(6, dtype=np.float32)[::2],  # strided view
+        np.array([1.0, 2.0, 3.0]),  # float64
+        [1, 2, 3],
+    ],
+    ids=["big-endian", "strided", "float64", "list"],
+)
+def test_dense_checker_gives_what_check_dense_gives(value: object) -> None:
+    got = codecs.dense_checker("vector", 3)(value)
+    want = codecs.check_dense(value, "vector", 3)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_dense_checker_refuses_a_wrong_dimension_with_check_denses_message() -> None:
+    with pytest.raises(InvalidVectorError, match="expected 3 dimensions, not 4"):
+        codecs.dense_checker("vector", 3)(np.zeros(4, dtype=np.float32))
+
+
+def test_dense_checker_applies_then_to_the_checked_array() -> None:
+    check = codecs.dense_checker("vector", 2, then=lambda arr: ("bound", arr.tolist()))
+    assert check(np.array([1.5, 2.0], dtype=np.float32)) == ("bound", [1.5, 2.0])
+    assert check([3, 4]) == ("bound", [3.0, 4.0])
+    half = codecs.dense_checker("halfvec", 2, then=lambda arr: arr.dtype)
+    assert half([1, 2]) == np.float16

@@ -124,34 +124,44 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
     return out
 
 
-def dense_checker(sql_type: str = "vector", dim: int | None = None) -> Callable[[Any], np.ndarray]:
-    """:func:`check_dense` for one column type, with a short path for its common value.
+def dense_checker(
+    sql_type: str = "vector",
+    dim: int | None = None,
+    then: Callable[[np.ndarray], Any] | None = None,
+) -> Callable[[Any], Any]:
+    """:func:`check_dense` for one column type, with a short path for its common value;
+    ``then`` (optional) is applied to the checked array (one call less a value).
 
-    For ``vector(dim)``, a float32 ``np.ndarray`` of shape ``(dim,)`` is accepted after
-    one BLAS dot product with a zero vector: the product is ``0`` exactly when every
-    element is finite (``nan * 0`` and ``inf * 0`` are NaN), ~0.4 µs instead of ~1.5 µs
-    for ``np.isfinite(a).all()``. Every other value, and any value the short path
-    does not accept, goes through :func:`check_dense`, which raises the precise
-    :class:`InvalidVectorError`.
+    For ``vector(dim)``, a float32 ``np.ndarray`` of shape ``(dim,)`` whose elements are
+    all finite is accepted as it is (one ``np.isfinite`` pass, no conversion); every other
+    value, and any value the short path does not accept, goes through
+    :func:`check_dense`, which raises the precise :class:`InvalidVectorError`.
     """
+    finish: Callable[[np.ndarray], Any] = then if then is not None else _same
     if sql_type != "vector" or dim is None:
-        return lambda value: check_dense(value, sql_type, dim)
-    zeros = np.zeros(dim, np.float32)
+        return lambda value: finish(check_dense(value, sql_type, dim))
     shape = (dim,)
     float32 = np.dtype(np.float32)
     ndarray = np.ndarray
+    isfinite = np.isfinite
 
-    def check(value: Any) -> np.ndarray:
+    def check(value: Any) -> Any:
+        # (not a dot product with zeros, cheaper, because inf * 0 raises NumPy's
+        # "invalid value" RuntimeWarning, an error under -W error)
         if (
             type(value) is ndarray
             and value.dtype is float32
             and value.shape == shape
-            and value.dot(zeros) == 0.0
+            and isfinite(value).all()
         ):
-            return value
-        return check_dense(value, sql_type, dim)
+            return finish(value)
+        return finish(check_dense(value, sql_type, dim))
 
     return check
+
+
+def _same(arr: np.ndarray) -> np.ndarray:
+    return arr
 
 
 def _is_real(x: object) -> bool:

@@ -258,20 +258,22 @@ class VectorType(TypeDecorator[Any]):
         """
         if type(self).process_bind_param is not VectorType.process_bind_param:
             return super().bind_processor(dialect)
-        check = self._checker()
-        finish = (
-            self._bind_binary if getattr(dialect, "_vecalchemy_binary", False) else self._to_text
-        )
+        binary = getattr(dialect, "_vecalchemy_binary", False)
+        check_then_bind = self._checker(self._binder() if binary else self._to_text)
 
         def process(value: Any) -> Any:
             if value is None:
                 return None
-            return finish(check(value))
+            return check_then_bind(value)
 
         return process
 
-    def _checker(self) -> Any:
-        return self._check
+    def _checker(self, then: Any) -> Any:
+        check = self._check
+        return lambda value: then(check(value))
+
+    def _binder(self) -> Any:
+        return self._bind_binary
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
@@ -346,8 +348,11 @@ class _DenseType(VectorType):
     def _check(self, value: Any) -> np.ndarray:
         return codecs.check_dense(value, self.sql_type, self.dim)
 
-    def _checker(self) -> Any:
-        return codecs.dense_checker(self.sql_type, self.dim)
+    def _checker(self, then: Any) -> Any:
+        return codecs.dense_checker(self.sql_type, self.dim, then)
+
+    def _binder(self) -> Any:
+        return self._param_class  # (no method call in between)
 
     def _bind_binary(self, checked: Any) -> Any:
         return self._param_class(checked)
