@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
 from sqlalchemy.engine import Engine
 
+from .compiler import VecalchemyCompiler
 from .inserts import PAGE_SIZE, execute_batches, group_batches
 from .plugin import install
 from .psycopg import fetch_type_oids, register_on_adapters
@@ -25,6 +26,7 @@ class _VecalchemyMixin:
     _vecalchemy_binary = True
     _vecalchemy_batches = True
     execution_ctx_cls: Any = VecalchemyExecutionContext
+    statement_compiler: Any = VecalchemyCompiler  # literal LIMIT on top-k (compiler.py)
     # executemany INSERTs as pipelined multi-row VALUES batches (vecalchemy.inserts)
     use_insertmanyvalues_wo_returning = True
     insertmanyvalues_page_size = PAGE_SIZE

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.dialects.postgresql.psycopg import PGExecutionContext_psycopg
+from sqlalchemy.dialects.postgresql.psycopg import PGCompiler_psycopg, PGExecutionContext_psycopg
 from sqlalchemy.engine import CreateEnginePlugin, Engine
 from sqlalchemy.engine.url import URL
 
 from .checks import install_query_checks
+from .compiler import VecalchemyCompiler
 from .inserts import PAGE_SIZE, execute_batches, group_batches
 from .psycopg import fetch_type_oids, register_on_adapters
 from .results import (
@@ -64,6 +65,9 @@ def install(engine: Engine) -> bool:
     ):
         event.listen(engine, "before_cursor_execute", on_before_cursor_execute)
         event.listen(engine, "after_cursor_execute", on_after_cursor_execute)
+    # literal LIMIT / OFFSET on top-k selects (vecalchemy.compiler), on this dialect only
+    if dialect.statement_compiler is PGCompiler_psycopg:
+        dialect.statement_compiler = VecalchemyCompiler
     if not getattr(dialect, "_vecalchemy_batches", False):
         _install_batches(engine)
     install_query_checks(engine)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # (sqlalchemy.ext.asyncio wants greenlet at run time)
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from .checks import _user_stacklevel, _verdict
+from .compiler import KEEP_BOUND_LIMITS
 from .exc import VectorIndexWarning
 from .results import _driver_cursor, binary_results_ok
 from .types import VectorType
@@ -141,7 +142,9 @@ class PreparedQuery:
                 f"PreparedQuery runs on psycopg 3; this engine uses "
                 f"{dialect.name}+{dialect.driver}"
             )
-        compiled: Any = self._compiled_statement.compile(dialect=dialect)
+        compiled: Any = self._compiled_statement.compile(
+            dialect=dialect, compile_kwargs={KEEP_BOUND_LIMITS: True}
+        )
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError(
                 "PreparedQuery needs SQL that is complete at compile time; this statement "
