@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
@@ -244,7 +245,7 @@ def test_batches_sharing_a_statement_go_in_one_cursor_call(small_page_engine: En
     @event.listens_for(small_page_engine, "before_cursor_execute")
     def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
         if stmt.startswith("INSERT"):
-            calls.append((len(params), many))
+            calls.append((_sets(params), many))
 
     with small_page_engine.begin() as conn:
         conn.execute(insert(t), doc_rows(7))
@@ -336,8 +337,12 @@ def test_repeated_executemany_on_one_connection_lands_every_row(
         conn.execute(insert(t), first)
         with wire_trace(conn) as wire:
             conn.execute(insert(t), second)
-    # the statements prepared by the first call are reused: nothing parsed again
-    assert wire.parses == []
+    if mode == "text":  # the statement prepared by the first call is reused
+        assert wire.parses == []
+    else:  # the 2-row statement too; the lone 1-row tail goes unprepared, parsed each time
+        assert wire.parses == [
+            "INSERT INTO docs (id, embedding) VALUES ($1::INTEGER, $2::VECTOR(3))"
+        ]
     assert wire.bind_rounds() == ([[2] * 5] if mode == "text" else [[4, 4], [2]])
     assert read_back(small_page_engine, t) == expected(first + second)
 
@@ -402,7 +407,7 @@ def test_install_on_a_plain_engine_turns_batches_on_once(
         @event.listens_for(eng, "before_cursor_execute")
         def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
             if stmt.startswith("INSERT"):
-                calls.append(len(params))
+                calls.append(_sets(params))
 
         with eng.begin() as conn, wire_trace(conn) as wire:
             assert conn.execute(insert(t), rows).rowcount == 5
@@ -467,6 +472,11 @@ def test_rowcount_with_preserve_rowcount_is_exact_in_every_mode(
 # --- events and logging ------------------------------------------------------------------
 
 
+def _sets(params: Any) -> int:
+    """How many parameter sets a cursor call carries (a lone batch is one dict)."""
+    return 1 if isinstance(params, dict) else len(params)
+
+
 def _ids(params: Any) -> list[int]:
     """The ``id`` values in a parameter dict or list of dicts (``id`` or ``id__<n>``)."""
     sets = [params] if isinstance(params, dict) else list(params)
@@ -480,7 +490,7 @@ def test_before_cursor_execute_sees_every_row_once(small_page_engine: Engine, mo
     @event.listens_for(small_page_engine, "before_cursor_execute")
     def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
         if stmt.startswith("INSERT"):
-            seen.append((len(params), _ids(params)))
+            seen.append((_sets(params), _ids(params)))
 
     rows = doc_rows(5)
     with small_page_engine.begin() as conn:
@@ -777,7 +787,7 @@ async def test_async_executemany_insert_lands_every_row_with_total_rowcount(
     @event.listens_for(async_engine.sync_engine, "before_cursor_execute")
     def record(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: bool) -> None:
         if stmt.startswith("INSERT"):
-            statements.append(len(params))
+            statements.append(_sets(params))
 
     async with async_engine.begin() as conn:
         result = await conn.execute(insert(t), rows)
@@ -855,7 +865,7 @@ def test_batched_parameters_pull_batches_only_as_iterated() -> None:
         pulled.append(4)
         yield Batch("T", {"id__0": 4})
 
-    params = BatchedParameters({"id__0": 0}, "S", source())
+    params = BatchedParameters([{"id__0": 0}], "S", source())
     it = iter(params)
     assert next(it) == {"id__0": 0}
     assert pulled == []
@@ -869,7 +879,7 @@ def test_batched_parameters_pull_batches_only_as_iterated() -> None:
 
 def test_batched_parameters_len_and_repr_see_every_batch() -> None:
     source = iter([Batch("S", {"id__0": 1}), Batch("S", {"id__0": 2})])
-    params = BatchedParameters({"id__0": 0}, "S", source)
+    params = BatchedParameters([{"id__0": 0}], "S", source)
     assert len(params) == 3
     assert repr(params) == "[{'id__0': 0}, {'id__0': 1}, {'id__0': 2}]"
     assert params[-1] == {"id__0": 2}
@@ -902,4 +912,71 @@ def test_batched_parameters_list_operations_see_every_batch(
     operation: Callable[[BatchedParameters], Any], result: Any
 ) -> None:
     source = iter([Batch("S", {"i": 1}), Batch("S", {"i": 2})])
-    assert operation(BatchedParameters({"i": 0}, "S", source)) == result
+    assert operation(BatchedParameters([{"i": 0}], "S", source)) == result
+
+
+# --- autocommit, prepared statements, the user's own do_execute --------------------------
+
+
+def test_autocommit_executemany_is_all_or_nothing(small_page_engine: Engine, mode: str) -> None:
+    """As plain psycopg's executemany: one pipeline, one Sync, one implicit transaction."""
+    t = make_docs(small_page_engine)
+    rows = doc_rows(7)  # page size 2: groups [2, 2, 2] and a lone tail of 1
+    rows[6]["id"] = 0  # the tail collides with the first row
+    auto = small_page_engine.execution_options(isolation_level="AUTOCOMMIT")
+    with pytest.raises(IntegrityError), auto.connect() as conn:
+        conn.execute(insert(t), rows)
+    assert count(small_page_engine, t) == 0
+    with auto.connect() as conn, wire_trace(conn) as wire:
+        rowcount = conn.execute(insert(t), doc_rows(7)).rowcount
+    assert rowcount == (-1 if mode == "text" else 7)  # (SQLAlchemy's own: -1)
+    # the single-row statement, one Bind a row, in one round
+    assert wire.insert_rounds() == [[2] * 7]
+    assert read_back(small_page_engine, t) == expected(doc_rows(7))
+
+
+def test_lone_batches_leave_no_prepared_statement_per_size(
+    small_page_engine: Engine, mode: str
+) -> None:
+    t = make_docs(small_page_engine)
+    with small_page_engine.begin() as conn:
+        start = 0
+        for n in (3, 5, 7, 9, 11, 13, 2, 4, 6):  # lone batches of 1 and 2 rows, many times
+            conn.execute(insert(t), doc_rows(n, start=start))
+            start += n
+        prepared = (
+            conn.execute(
+                text("SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'INSERT%'")
+            )
+            .scalars()
+            .all()
+        )
+    if mode == "text":  # plain executemany: the single-row statement
+        assert len(prepared) == 1
+    else:
+        # the 2-row statement (executemany), and the 1-row one once psycopg's threshold
+        # of five executions is reached: never one per size
+        assert len(prepared) <= 2
+        assert all(p.count("), (") <= 1 for p in prepared)
+    assert count(small_page_engine, t) == start
+
+
+def test_the_users_do_execute_listeners_still_run(small_page_engine: Engine, mode: str) -> None:
+    t = make_docs(small_page_engine)
+    seen: list[str] = []
+
+    @event.listens_for(small_page_engine, "do_execute")
+    def on_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        if statement.startswith("INSERT"):
+            seen.append("execute")
+
+    @event.listens_for(small_page_engine, "do_executemany")
+    def on_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        if statement.startswith("INSERT"):
+            seen.append("executemany")
+
+    with small_page_engine.begin() as conn:
+        conn.execute(insert(t), doc_rows(5))
+    # text: one plain executemany; vecalchemy: the group of two batches, then the tail
+    assert seen == (["executemany"] if mode == "text" else ["execute", "execute"])
+    assert read_back(small_page_engine, t) == expected(doc_rows(5))

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectA
 from sqlalchemy.engine import Engine
 
 from .compiler import VecalchemyCompiler
-from .inserts import PAGE_SIZE, execute_batches, group_batches
+from .inserts import PAGE_SIZE, do_execute, group_batches
 from .plugin import install
 from .psycopg import fetch_type_oids, register_on_adapters
 from .results import VecalchemyExecutionContext
@@ -48,8 +48,7 @@ class _VecalchemyMixin:
     def do_execute(
         self, cursor: Any, statement: Any, parameters: Any, context: Any = None
     ) -> None:
-        if not execute_batches(cursor, statement, parameters, context):
-            super().do_execute(cursor, statement, parameters, context)  # type: ignore[misc]
+        do_execute(super().do_execute, cursor, statement, parameters, context)  # type: ignore[misc]
 
     def on_connect(self) -> Any:
         parent = super().on_connect()  # type: ignore[misc]

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["PAGE_SIZE", "BatchedParameters", "group_batches", "execute_batches"]
+__all__ = ["PAGE_SIZE", "BatchedParameters", "group_batches", "do_execute"]
 
 #: Rows per INSERT statement when the engine sets no ``insertmanyvalues_page_size``.
 #: 100 rows of ``vector(768)`` (~300 KiB a statement) measured best on the benchmark's
@@ -46,8 +46,10 @@ class BatchedParameters(list[Any]):
     of them.
     """
 
-    def __init__(self, first: Any, statement: str, source: Iterator[Any]) -> None:
-        super().__init__([first])
+    def __init__(
+        self, parameters: list[Any], statement: str, source: Iterator[Any] | None
+    ) -> None:
+        super().__init__(parameters)
         self._statement = statement
         self._source: Iterator[Any] | None = source
         #: the first batch with another statement, for the next group
@@ -107,11 +109,16 @@ for _name in (
 
 
 def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
-    """Wrap ``DefaultDialect._deliver_insertmanyvalues_batches``: one batch per run of
-    batches with the same statement, its parameters a lazy :class:`BatchedParameters`.
+    """Wrap ``DefaultDialect._deliver_insertmanyvalues_batches``: one batch per run of two
+    or more batches with the same statement, its parameters a lazy
+    :class:`BatchedParameters` (sent by :func:`do_execute` with one ``executemany``).
 
-    INSERT .. RETURNING, and executions with ``preserve_rowcount``, pass through as
-    SQLAlchemy made them.
+    A lone batch (a tail, a short insert) goes as SQLAlchemy made it, with psycopg's
+    usual prepare threshold, so tail sizes do not each leave a prepared statement.
+    On an AUTOCOMMIT connection, and for ``ON CONFLICT`` statements, the rows go as one
+    plain executemany of the single-row statement (pipelined, one Sync: all-or-nothing
+    in autocommit, and no row meets another in one upsert). INSERT .. RETURNING and
+    ``preserve_rowcount`` executions pass through as SQLAlchemy made them.
     """
     compiled = context.compiled
     if (
@@ -121,14 +128,39 @@ def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
     ):
         yield from batches
         return
-    context._vecalchemy_rowcount = 0
     batch = next(batches, None)
+    if batch is None:
+        return
+    context._vecalchemy_rowcount = 0
+    if (
+        _autocommit(context)
+        or getattr(compiled.statement, "_post_values_clause", None) is not None
+    ):
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+        context._vecalchemy_group = True
+        yield batch._replace(
+            replaced_statement=context.statement,
+            replaced_parameters=BatchedParameters(list(context.parameters), "", None),
+        )
+        return
     while batch is not None:
-        if batch.processed_setinputsizes:  # not psycopg's way; keep one at a time
-            yield batch
-            batch = next(batches, None)
+        following = next(batches, None)
+        if (
+            following is None
+            or batch.processed_setinputsizes  # not psycopg's way
+            or following.processed_setinputsizes
+            or following.replaced_statement != batch.replaced_statement
+        ):
+            yield batch  # alone: SQLAlchemy's own execute
+            batch = following
             continue
-        group = BatchedParameters(batch.replaced_parameters, batch.replaced_statement, batches)
+        group = BatchedParameters(
+            [batch.replaced_parameters, following.replaced_parameters],
+            batch.replaced_statement,
+            batches,
+        )
         context._vecalchemy_group = True
         try:
             yield batch._replace(replaced_parameters=group)
@@ -138,23 +170,31 @@ def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
         batch = group.next_batch
 
 
-def execute_batches(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-    """``do_execute`` for a :class:`BatchedParameters`: one pipelined ``executemany``.
+def _autocommit(context: Any) -> bool:
+    try:
+        return bool(context.root_connection.connection.dbapi_connection.autocommit)
+    except AttributeError:
+        return False
 
-    Also when a ``before_cursor_execute`` listener (``retval=True``) replaced the
-    group's parameters with its own list of them. Returns ``False`` (not handled) for
-    any other parameters. Keeps ``rowcount`` the total of all batches, as a plain
+
+def do_execute(base: Any, cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+    """The dialect's ``do_execute`` around ``base`` (SQLAlchemy's): a
+    :class:`BatchedParameters` group goes with one pipelined ``executemany`` (also when a
+    ``before_cursor_execute`` listener replaced it with its own list); and during a
+    grouped INSERT, ``rowcount`` is kept the total of all its statements, as a plain
     executemany reports it.
     """
-    if type(parameters) is not BatchedParameters and not (
+    total = getattr(context, "_vecalchemy_rowcount", None)
+    if total is None:
+        base(cursor, statement, parameters, context)
+        return
+    if type(parameters) is BatchedParameters or (
         getattr(context, "_vecalchemy_group", False) and isinstance(parameters, (list, tuple))
     ):
-        return False
-    cursor.executemany(statement, parameters)
-    if context is not None:
-        total = getattr(context, "_vecalchemy_rowcount", 0)
-        rowcount = cursor.rowcount
-        if rowcount is not None and rowcount >= 0:
-            context._vecalchemy_rowcount = total + rowcount
-            context._rowcount = context._vecalchemy_rowcount
-    return True
+        cursor.executemany(statement, parameters)
+    else:
+        base(cursor, statement, parameters, context)
+    rowcount = cursor.rowcount
+    if rowcount is not None and rowcount >= 0:
+        context._vecalchemy_rowcount = total + rowcount
+        context._rowcount = context._vecalchemy_rowcount

@@ -17,7 +17,7 @@ from sqlalchemy.engine.url import URL
 
 from .checks import install_query_checks
 from .compiler import VecalchemyCompiler
-from .inserts import PAGE_SIZE, execute_batches, group_batches
+from .inserts import PAGE_SIZE, do_execute, group_batches
 from .psycopg import fetch_type_oids, register_on_adapters
 from .results import (
     VecalchemyExecutionContext,
@@ -90,7 +90,16 @@ def _install_batches(engine: Engine) -> None:
         return group_batches(deliver(*args), args[-1])
 
     dialect._deliver_insertmanyvalues_batches = deliver_grouped
-    event.listen(engine, "do_execute", execute_batches)
+    base_do_execute = dialect.do_execute
+
+    def do_execute_grouped(
+        cursor: Any, statement: Any, parameters: Any, context: Any = None
+    ) -> None:
+        do_execute(base_do_execute, cursor, statement, parameters, context)
+
+    # (a method of this dialect instance, not a do_execute event: an event that handles
+    # the call would stop the user's own do_execute listeners)
+    dialect.do_execute = do_execute_grouped
 
 
 class VecalchemyPlugin(CreateEnginePlugin):
