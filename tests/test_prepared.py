@@ -904,3 +904,49 @@ async def test_sync_all_inside_run_sync(async_db: AsyncEngine) -> None:
         expected = await pq.all_async(aconn, q=Q, k=3)
         got = await aconn.run_sync(lambda c: pq.all(c, q=Q, k=3))
     assert_same_rows(got, expected)
+
+
+# --- what a Session or a connection adds around a statement ------------------------------
+
+
+def test_a_session_autoflushes_pending_objects_first(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    pq = PreparedQuery(select(Doc.id).order_by(Doc.id))
+    with Session(engine) as session:
+        session.add(Doc(id=1, embedding=np.ones(DIM, dtype=np.float32)))
+        assert pq.scalars(session) == session.scalars(pq.statement).all() == [1]
+        session.add(Doc(id=2, embedding=np.ones(DIM, dtype=np.float32)))
+        with session.no_autoflush:
+            assert pq.scalars(session) == [1]
+        session.rollback()
+
+
+def test_session_event_listeners_are_refused_not_skipped(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    pq = PreparedQuery(select(Doc.id))
+    with Session(engine) as session:
+
+        @event.listens_for(session, "do_orm_execute")
+        def tenant_filter(state: Any) -> None:  # e.g. with_loader_criteria(...)
+            pass
+
+        with pytest.raises(ValueError, match="do_orm_execute listeners"):
+            pq.all(session)
+        assert pq.all(session.connection()) == []  # explicitly without them
+
+
+def test_schema_translate_map_is_refused_not_ignored(db: Engine) -> None:
+    pq = PreparedQuery(select(items.c.id))
+    translated = db.execution_options(schema_translate_map={None: "elsewhere"})
+    with translated.connect() as conn, pytest.raises(ValueError, match="schema_translate_map"):
+        pq.all(conn)
+
+
+def test_columns_the_statement_does_not_declare_are_kept(db: Engine) -> None:
+    stmt = select(items.c.id, literal_column("items.v")).order_by(items.c.id).limit(3)
+    pq = PreparedQuery(stmt)
+    with db.connect() as conn:
+        got = pq.all(conn)
+        want = conn.execute(stmt).all()
+    assert [len(r) for r in got] == [2, 2, 2]
+    assert [r[0] for r in got] == [r[0] for r in want]

@@ -31,6 +31,7 @@ when the statement is first compiled for a dialect.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,24 @@ def _literal_limits(statement: Select[Any]) -> Select[Any]:
     return statement
 
 
+def _refuse_session_events(session: Session) -> None:
+    if session.dispatch.do_orm_execute:
+        raise ValueError(
+            "this Session has do_orm_execute listeners (e.g. with_loader_criteria filters), "
+            "which PreparedQuery does not run; use session.execute(), or pass "
+            "session.connection() to run without them"
+        )
+
+
+def _refuse_schema_translation(connection: Any) -> None:
+    sync = getattr(connection, "sync_connection", None) or connection  # (AsyncConnection)
+    if sync.get_execution_options().get("schema_translate_map"):
+        raise ValueError(
+            "PreparedQuery compiles its statement once per dialect and does not apply "
+            "schema_translate_map; use Connection.execute() for this connection"
+        )
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A statement compiled for one dialect."""
@@ -122,8 +141,11 @@ class PreparedQuery:
             )
         self.statement = statement
         self._compiled_statement = _literal_limits(statement)
-        self._plans: dict[Any, _Plan] = {}
-        self._processors: dict[tuple[Any, tuple[Any, ...]], tuple[Any, ...]] = {}
+        # (weak: a query kept at module level does not keep short-lived engines alive)
+        self._plans: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
+        self._processors: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"PreparedQuery({self.statement!r})"
@@ -201,12 +223,18 @@ class PreparedQuery:
         return out
 
     def _rows(self, plan: _Plan, dialect: Any, description: Any, rows: Sequence[Any]) -> list[Any]:
-        key = (dialect, tuple(c.type_code for c in description or ()))
-        processors = self._processors.get(key)
+        codes = tuple(c.type_code for c in description or ())
+        known = self._processors.setdefault(dialect, {})
+        processors = known.get(codes)
         if processors is None:
-            processors = self._processors[key] = tuple(
-                t.dialect_impl(dialect).result_processor(dialect, code)
-                for t, code in zip(plan.result_types, key[1], strict=False)
+            types = plan.result_types
+            # (a column the statement does not declare, e.g. from literal_column("t.*"),
+            # is returned as psycopg loaded it)
+            processors = known[codes] = tuple(
+                types[i].dialect_impl(dialect).result_processor(dialect, code)
+                if i < len(types)
+                else None
+                for i, code in enumerate(codes)
             )
         if not any(processors):
             return list(rows)
@@ -257,9 +285,13 @@ class PreparedQuery:
         the sync facade of an async engine (inside ``AsyncConnection.run_sync``).
         """
         if isinstance(conn, Session):
+            _refuse_session_events(conn)
+            if conn.autoflush:  # as session.execute(): pending objects are visible
+                conn.flush()
             connection = conn.connection(bind_arguments={"clause": self.statement})
         else:
             connection = conn
+        _refuse_schema_translation(connection)
         if not connection.in_transaction():
             connection.begin()
         dialect = connection.dialect
@@ -279,6 +311,10 @@ class PreparedQuery:
             if invalidated:
                 connection.invalidate(e)
             raise error from e
+        except BaseException as e:
+            if not isinstance(e, Exception):  # interrupted mid-query: as SQLAlchemy does
+                connection.invalidate(e)
+            raise
         finally:
             cursor.close()
         self._check_format(dialect, plan, inner, description)
@@ -295,9 +331,13 @@ class PreparedQuery:
         from sqlalchemy.ext.asyncio import AsyncSession
 
         if isinstance(conn, AsyncSession):
+            _refuse_session_events(conn.sync_session)
+            if conn.sync_session.autoflush:
+                await conn.flush()
             connection = await conn.connection(bind_arguments={"clause": self.statement})
         else:
             connection = conn
+        _refuse_schema_translation(connection)
         if not connection.in_transaction():
             await connection.begin()
         dialect = connection.dialect
@@ -317,6 +357,10 @@ class PreparedQuery:
             if invalidated:
                 await connection.invalidate(e)
             raise error from e
+        except BaseException as e:
+            if not isinstance(e, Exception):  # cancelled mid-query: as SQLAlchemy does
+                await connection.invalidate(e)
+            raise
         finally:
             await cursor.close()
         self._check_format(dialect, plan, _driver_cursor(cursor), description)
