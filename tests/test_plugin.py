@@ -14,7 +14,18 @@ from conftest import make_engine
 from psycopg import sql
 from psycopg.adapt import PyFormat
 from psycopg.pq import Format
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, inspect, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    func,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import Engine, make_url
 
 from vecalchemy import (
@@ -348,3 +359,26 @@ def test_types_are_usable_without_any_engine_flags(engine: Engine) -> None:
         conn.execute(insert(t), {"v": [1, 2], "h": [3, 4], "b": "01"})
         v, h, b = conn.execute(select(t)).one()
     assert (v.tolist(), h.tolist(), b) == ([1, 2], [3, 4], "01")
+
+
+def test_install_on_a_used_engine_reaches_its_pooled_connections(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, "text")
+    try:
+        with eng.connect() as conn:  # a connection made before install(), back in the pool
+            pid = conn.connection.driver_connection.info.backend_pid  # type: ignore[union-attr]
+        assert install(eng)
+        with eng.begin() as conn:
+            assert conn.connection.driver_connection.info.backend_pid == pid  # type: ignore[union-attr]
+            got = conn.execute(
+                select(func.vector_dims(bindparam("v", type_=Vector(3))) + 0),
+                {"v": np.array([1, 2, 3], dtype=np.float32)},
+            ).scalar()
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            oid = server_oids(raw)["vector"]
+            assert raw.adapters.get_loader(oid, Format.BINARY) is not None
+        assert got == 3
+    finally:
+        eng.dispose()

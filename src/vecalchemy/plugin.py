@@ -29,9 +29,19 @@ from .search import install_search_options
 __all__ = ["VecalchemyPlugin", "install"]
 
 
+_MARK = "vecalchemy_adapters"
+
+
 def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
     register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
+    connection_record.info[_MARK] = True
+
+
+def _on_checkout(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    # a connection made before install(): register the adapters at its first checkout
+    if not connection_record.info.get(_MARK):
+        _on_connect(dbapi_connection, connection_record)
 
 
 def install(engine: Engine) -> bool:
@@ -41,7 +51,7 @@ def install(engine: Engine) -> bool:
     and the ``vector_search`` execution option (:func:`vecalchemy.install_search_options`).
 
     Idempotent. Returns ``False`` (and changes nothing) for a non-psycopg driver.
-    Connections already in the pool are not changed: call it before connecting.
+    Connections already in the pool get the adapters at their next checkout.
     """
     dialect = engine.dialect
     if dialect.name != "postgresql" or getattr(dialect, "driver", "") not in (
@@ -55,6 +65,7 @@ def install(engine: Engine) -> bool:
         # bind processors made before this point chose the text path; make them again
         getattr(dialect, "_type_memos", {}).clear()
         event.listen(engine, "connect", _on_connect)
+        event.listen(engine, "checkout", _on_checkout)
     # binary results for statements returning vectors (vecalchemy.results): the same
     # execution context as the dialect's, set on this engine's dialect instance only
     ctx = dialect.execution_ctx_cls
