@@ -51,8 +51,7 @@ if TYPE_CHECKING:  # (sqlalchemy.ext.asyncio wants greenlet at run time)
 from .checks import _user_stacklevel, _verdict
 from .compiler import KEEP_BOUND_LIMITS
 from .exc import VectorIndexWarning
-from .results import _driver_cursor, binary_results_ok
-from .types import VectorType
+from .results import _driver_cursor, binary_results_ok, loads_in_binary
 
 __all__ = ["PreparedQuery"]
 
@@ -263,14 +262,8 @@ class PreparedQuery:
         table's) turns the statement to text from its next call."""
         if not plan.binary or inner is None or not description:
             return
-        adapters = inner.adapters
-        for i, column in enumerate(description):
-            declared = plan.result_types[i] if i < len(plan.result_types) else None
-            if isinstance(declared, VectorType):
-                continue  # vecalchemy's types decode binary payloads themselves
-            if adapters.get_loader(column.type_code, Format.BINARY) is None:
-                self._plans[dialect] = replace(plan, binary=False)
-                return
+        if not loads_in_binary(inner.adapters, description, plan.result_types):
+            self._plans[dialect] = replace(plan, binary=False)
 
     # --- running --------------------------------------------------------------------------
 

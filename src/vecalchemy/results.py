@@ -23,6 +23,7 @@ instance); for a dialect with its own execution context class the plugin falls b
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -41,6 +42,7 @@ __all__ = [
     "binary_results_ok",
     "choose_result_format",
     "check_result_format",
+    "loads_in_binary",
     "VecalchemyExecutionContext",
     "on_before_cursor_execute",
     "on_after_cursor_execute",
@@ -144,14 +146,21 @@ def check_result_format(context: Any, cursor: Any) -> None:
     inner = _driver_cursor(cursor)
     if inner is None or inner.format != Format.BINARY or not inner.description:
         return
-    adapters = inner.adapters
     types = [c.type for c in getattr(compiled, "_result_columns", ())]
-    for i, col in enumerate(inner.description):
+    if not loads_in_binary(inner.adapters, inner.description, types):
+        _decisions[compiled] = False
+
+
+def loads_in_binary(adapters: Any, description: Any, types: Sequence[Any]) -> bool:
+    """Whether every column of a binary result (``description``, psycopg's) loads as it
+    would from text: psycopg has a binary loader for it, or its declared type (``types``,
+    in result order) is one of vecalchemy's, which decode binary payloads themselves."""
+    for i, col in enumerate(description):
         if i < len(types) and isinstance(types[i], VectorType):
-            continue  # vecalchemy's types decode binary payloads themselves (e.g. varbit)
+            continue  # (e.g. varbit, which psycopg has no binary loader for)
         if adapters.get_loader(col.type_code, Format.BINARY) is None:
-            _decisions[compiled] = False
-            return
+            return False
+    return True
 
 
 class VecalchemyExecutionContext(PGExecutionContext_psycopg):
