@@ -45,6 +45,7 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import UserDefinedType
 from tabulate import tabulate
 
 import vecalchemy
@@ -89,6 +90,19 @@ def raw_connect(url: str) -> psycopg.Connection[Any]:
 # --- the three contestants ---------------------------------------------------------------
 
 
+class RawVector(UserDefinedType[np.ndarray]):
+    """The floor's column type: no bind or result processing; psycopg's raw dumper and
+    loader (registered on the floor engine's connections) do all of the work."""
+
+    cache_ok = True
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return f"vector({self.dim})"
+
+
 def make_models(dim: int) -> tuple[Table, type, Table]:
     """vecalchemy Core table + ORM class, and pgvector-python's Core table."""
     from pgvector.sqlalchemy import VECTOR as PgvectorVECTOR
@@ -121,6 +135,22 @@ def make_models(dim: int) -> tuple[Table, type, Table]:
     return ours, item, peer
 
 
+def make_floor_models(dim: int) -> tuple[Table, type]:
+    """Plain SQLAlchemy Core table + ORM class over :class:`RawVector`."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    table = Table(
+        TABLE,
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("embedding", RawVector(dim)),
+    )
+    item = type("FloorItem", (Base,), {"__table__": table})
+    return table, item
+
+
 class Bench:
     def __init__(self, url: str, n: int, dim: int, peers: bool) -> None:
         self.url, self.n, self.dim, self.peers = url, n, dim, peers
@@ -128,6 +158,7 @@ class Bench:
         self.matrix = rng.standard_normal((n, dim)).astype(np.float32)
         self.ids = np.arange(n)
         self.ours, self.Item, self.peer = make_models(dim)
+        self.floor_table, self.FloorItem = make_floor_models(dim)
         self.engine = create_engine(url, plugins=["vecalchemy"])
         self.plain = create_engine(url)  # pgvector-python runs on a plain engine
         self.raw = raw_connect(url)
@@ -171,6 +202,19 @@ class Bench:
         rows = self.rows()
         with self.plain.begin() as conn:
             conn.execute(insert(self.peer), rows)
+
+    def insert_floor_core(self) -> None:
+        """SQLAlchemy alone: its default executemany (one psycopg executemany of the
+        single-row INSERT), no type processing, the raw binary dumper."""
+        rows = self.rows()
+        with self.floor.begin() as conn:
+            conn.execute(insert(self.floor_table), rows)
+
+    def insert_floor_orm(self) -> None:
+        rows = self.rows()
+        with Session(self.floor) as session:
+            session.execute(insert(self.FloorItem), rows)
+            session.commit()
 
     def insert_raw(self) -> None:
         params = list(zip(range(self.n), self.matrix, strict=True))
@@ -319,7 +363,9 @@ def alternate(
     impls: dict[str, Callable[[], Any]], repeats: int, before: Callable[[], None] | None = None
 ) -> dict[str, list[tuple[float, float]]]:
     """(wall, client CPU) seconds of each run; the order rotates every repeat so no one
-    always runs first. Client CPU excludes the server's work and the machine's other load."""
+    always runs first. Client CPU excludes the server's work and the machine's other load.
+    What a run returns (a fetch's rows) is released after its clock stops, for every
+    implementation alike."""
     names = list(impls)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     for r in range(repeats):
@@ -328,8 +374,9 @@ def alternate(
                 before()
             gc.collect()
             t0, c0 = time.perf_counter(), time.process_time()
-            impls[name]()
+            result = impls[name]()
             times[name].append((time.perf_counter() - t0, time.process_time() - c0))
+            del result  # freed after the clock stops: a fetch is timed, not its freeing
     return times
 
 
@@ -421,8 +468,13 @@ def run(n: int, dim: int, repeats: int, peers: bool, workloads: list[str]) -> li
             )
 
     if "insert" in workloads:
-        impls = {"vecalchemy Core": b.insert_core, "vecalchemy ORM bulk": b.insert_orm}
-        impls["raw psycopg executemany"] = b.insert_raw
+        impls = {
+            "vecalchemy Core": b.insert_core,
+            "vecalchemy ORM bulk": b.insert_orm,
+            "SQLAlchemy Core alone (floor)": b.insert_floor_core,
+            "SQLAlchemy ORM bulk alone (floor)": b.insert_floor_orm,
+            "raw psycopg executemany": b.insert_raw,
+        }
         if peers:
             impls["pgvector-python"] = b.insert_peer
         add(
