@@ -600,6 +600,54 @@ def test_missing_table_raises_programming_error(engine: Engine) -> None:
         assert conn.execute(select(1)).scalar() == 1
 
 
+def test_session_after_a_failed_flush_raises_pending_rollback_as_execute(
+    engine: Engine,
+) -> None:
+    Base.metadata.create_all(engine)
+    stmt = select(Doc.id)
+    with Session(engine) as session:
+        session.add(Doc(id=1))
+        session.commit()
+        session.add(Doc(id=1))
+        with pytest.raises(sa_exc.IntegrityError):
+            session.flush()
+        with pytest.raises(sa_exc.PendingRollbackError) as by_execute:
+            session.execute(stmt)
+        with pytest.raises(sa_exc.PendingRollbackError) as by_prepared:
+            PreparedQuery(stmt).all(session)
+        assert str(by_prepared.value) == str(by_execute.value)
+        session.rollback()
+        assert PreparedQuery(stmt).scalars(session) == [1]
+
+
+def test_invalidated_connection_in_a_transaction_raises_pending_rollback(db: Engine) -> None:
+    pq = PreparedQuery(select(items.c.id).order_by(items.c.id).limit(1))
+    with db.connect() as conn:
+        conn.begin()
+        conn.invalidate()
+        with pytest.raises(sa_exc.PendingRollbackError, match="rolled back"):
+            pq.all(conn)
+        conn.rollback()
+        assert pq.scalars(conn) == [1]
+
+
+def test_aborted_server_transaction_raises_as_execute(db: Engine) -> None:
+    """After a failed statement the server refuses the next one, with either path; the
+    transaction is the caller's to roll back."""
+    stmt = select(items.c.id).order_by(items.c.id).limit(1)
+    with db.connect() as conn:
+        with pytest.raises(sa_exc.DataError):
+            conn.execute(text("SELECT 1 / 0"))
+        with pytest.raises(sa_exc.InternalError) as by_execute:
+            conn.execute(stmt)
+        with pytest.raises(sa_exc.InternalError) as by_prepared:
+            PreparedQuery(stmt).all(conn)
+        for info in (by_execute, by_prepared):
+            assert isinstance(info.value.orig, psycopg.errors.InFailedSqlTransaction)
+        conn.rollback()
+        assert PreparedQuery(stmt).scalars(conn) == [1]
+
+
 def test_division_by_zero_raises_data_error(db: Engine) -> None:
     stmt = select(items.c.id, items.c.v, literal_column("1") / bindparam("z", type_=Integer))
     with db.connect() as conn:
