@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column
 
 from vecalchemy import (
     Bit,
@@ -129,6 +129,30 @@ MATCHING: dict[str, tuple[Callable[[], Any], str]] = {
         lambda: iterative_search(select(t.c.id), t.c.embedding.cosine_distance(Q), 5),
         "ix_cos",
     ),
+    "query vector on the left": (
+        lambda: select(t.c.id).order_by(_q().cosine_distance(t.c.embedding)).limit(5),
+        "ix_cos",
+    ),
+    "table alias": (
+        lambda: (lambda a: select(a.c.id).order_by(a.c.embedding.cosine_distance(Q)).limit(5))(
+            t.alias("d2")
+        ),
+        "ix_cos",
+    ),
+    "ORM aliased entity": (
+        lambda: (lambda d: select(d.id).order_by(d.embedding.distance(Q)).limit(5))(
+            aliased(Doc, name="d3")
+        ),
+        "ix_cos",
+    ),
+    "halfvec expression of an alias": (
+        lambda: (
+            lambda a: (
+                select(a.c.id).order_by(cast(a.c.embedding, HalfVec(3)).l2_distance(Q)).limit(5)
+            )
+        )(t.alias("d4")),
+        "ix_half",
+    ),
 }
 
 MISMATCHING: dict[str, tuple[Callable[[], Any], str]] = {
@@ -167,6 +191,22 @@ MISMATCHING: dict[str, tuple[Callable[[], Any], str]] = {
     "distance not the first key": (
         lambda: select(t.c.id).order_by(t.c.cat, t.c.embedding.cosine_distance(Q)).limit(5),
         "the distance is not the first ORDER BY key",
+    ),
+    "query vector on the left, another metric": (
+        lambda: select(t.c.id).order_by(_q().max_inner_product(t.c.embedding)).limit(5),
+        "serves cosine (<=>) but the query orders by inner_product (<#>)",
+    ),
+    "table alias, another metric": (
+        lambda: (lambda a: select(a.c.id).order_by(a.c.embedding.l1_distance(Q)).limit(5))(
+            t.alias("d5")
+        ),
+        "serves cosine (<=>) but the query orders by l1 (<+>)",
+    ),
+    "ORM aliased entity, DESC": (
+        lambda: (lambda d: select(d.id).order_by(d.embedding.distance(Q).desc()).limit(5))(
+            aliased(Doc, name="d6")
+        ),
+        "ORDER BY ... DESC",
     ),
 }
 

@@ -38,12 +38,14 @@ from sqlalchemy.sql import ClauseElement, ColumnElement, Select, operators, visi
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import (
     BinaryExpression,
+    ColumnClause,
     Grouping,
     Label,
     UnaryExpression,
 )
 from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.schema import Column
+from sqlalchemy.sql.selectable import Alias
 
 from .exc import VectorIndexWarning
 from .indexes import VectorIndexSpec, _is_autocommit, vector_index_spec
@@ -128,16 +130,34 @@ def _strip(expr: Any, select_stmt: Select[Any]) -> tuple[Any, bool]:
     return expr, desc
 
 
+def _operand(left: Any, right: Any) -> Any:
+    """The side of a distance holding a table column: the left one, or the right one
+    when only it does. pgvector's distance operators are their own commutators, so the
+    planner serves ``q <=> col`` as ``col <=> q`` (checked with EXPLAIN)."""
+    if right is not None and not _columns_of(left) and _columns_of(right):
+        return right
+    return left
+
+
+def _distance(expr: Any) -> tuple[str, Any, str | None] | None:
+    """(metric, operand, function name or None) when ``expr`` is itself a distance."""
+    if isinstance(expr, BinaryExpression):
+        opstring = getattr(expr.operator, "opstring", None)
+        if opstring in _BY_OPERATOR:
+            return _BY_OPERATOR[opstring], _operand(expr.left, expr.right), None
+    if isinstance(expr, Function) and expr.name in _BY_FUNCTION:
+        args = list(expr.clauses)
+        operand = _operand(args[0], args[1] if len(args) > 1 else None) if args else None
+        return _BY_FUNCTION[expr.name], operand, expr.name
+    return None
+
+
 def _distance_in(expr: Any) -> tuple[str, Any] | None:
     """(metric, operand) of the first distance operator or function inside ``expr``."""
     for node in visitors.iterate(expr):
-        if isinstance(node, BinaryExpression):
-            opstring = getattr(node.operator, "opstring", None)
-            if opstring in _BY_OPERATOR:
-                return _BY_OPERATOR[opstring], node.left
-        if isinstance(node, Function) and node.name in _BY_FUNCTION:
-            args = list(node.clauses)
-            return _BY_FUNCTION[node.name], args[0] if args else None
+        found = _distance(node)
+        if found is not None:
+            return found[0], found[1]
     return None
 
 
@@ -146,27 +166,44 @@ def _orders(stmt: Select[Any]) -> Iterator[_Order]:
         expr, desc = _strip(clause, stmt)
         if expr is None:
             continue
-        if isinstance(expr, BinaryExpression):
-            opstring = getattr(expr.operator, "opstring", None)
-            if opstring in _BY_OPERATOR:
-                yield _Order(_BY_OPERATOR[opstring], expr.left, desc, None, False, position)
-                continue
-        if isinstance(expr, Function) and expr.name in _BY_FUNCTION:
-            args = list(expr.clauses)
-            operand = args[0] if args else None
-            yield _Order(_BY_FUNCTION[expr.name], operand, desc, expr.name, False, position)
+        direct = _distance(expr)
+        if direct is not None:
+            yield _Order(direct[0], direct[1], desc, direct[2], False, position)
             continue
         found = _distance_in(expr)
         if found is not None:
             yield _Order(found[0], found[1], desc, None, True, position)
 
 
+def _table_column(node: Any) -> Column[Any] | None:
+    """The table's Column behind ``node``: itself, or the one it stands for in an alias
+    of the table (``table.alias()``, ORM ``aliased(Model)``)."""
+    if not isinstance(node, ColumnClause):
+        return None
+    table = node.table
+    if isinstance(node, Column) and isinstance(table, Table):
+        return node
+    if isinstance(table, Alias) and isinstance(table.element, Table):
+        base = table.element.c.get(node.key)
+        if isinstance(base, Column):
+            return base
+    return None
+
+
 def _columns_of(expr: Any) -> list[Column[Any]]:
-    return [
-        node
-        for node in visitors.iterate(expr)
-        if isinstance(node, Column) and isinstance(node.table, Table)
-    ]
+    found = (_table_column(node) for node in visitors.iterate(expr))
+    return [col for col in found if col is not None]
+
+
+def _unaliased(expr: Any) -> Any:
+    """``expr`` with columns of table aliases replaced by the tables' own columns, to
+    compare with an index's expression."""
+
+    def replace(node: Any) -> Any:
+        col = _table_column(node)
+        return col if col is not None and col is not node else None
+
+    return visitors.replacement_traverse(expr, {}, replace)
 
 
 def _vector_indexes(table: Table) -> list[tuple[str, VectorIndexSpec]]:
@@ -258,11 +295,12 @@ def _check_select(stmt: Select[Any]) -> list[IndexProblem]:
             continue
         reasons: list[str] = []
         served = False
+        operand = _unaliased(order.operand)
         for name, spec in candidates:
-            if not _same_expression(order.operand, spec.expression):
+            if not _same_expression(operand, spec.expression):
                 reasons.append(
                     f"{_describe(name, spec)} indexes {_sql(spec.expression)} but the query "
-                    f"orders by {_sql(order.operand)}; repeat the indexed expression"
+                    f"orders by {_sql(operand)}; repeat the indexed expression"
                 )
             elif order.metric != spec.metric:
                 assert order.metric is not None
