@@ -199,7 +199,7 @@ def _unaliased(expr: Any) -> Any:
     """``expr`` with columns of table aliases replaced by the tables' own columns, to
     compare with an index's expression."""
 
-    def replace(node: Any) -> Any:
+    def replace(node: Any, **kw: Any) -> Any:
         col = _table_column(node)
         return col if col is not None and col is not node else None
 
