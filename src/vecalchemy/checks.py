@@ -203,7 +203,8 @@ def _unaliased(expr: Any) -> Any:
         col = _table_column(node)
         return col if col is not None and col is not node else None
 
-    return visitors.replacement_traverse(expr, {}, replace)
+    no_options: dict[str, Any] = {}
+    return visitors.replacement_traverse(expr, no_options, replace)
 
 
 def _vector_indexes(table: Table) -> list[tuple[str, VectorIndexSpec]]:
