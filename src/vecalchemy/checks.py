@@ -199,9 +199,9 @@ def _unaliased(expr: Any) -> Any:
     """``expr`` with columns of table aliases replaced by the tables' own columns, to
     compare with an index's expression."""
 
-    def replace(node: Any, **kw: Any) -> Any:
-        col = _table_column(node)
-        return col if col is not None and col is not node else None
+    def replace(element: Any, **kw: Any) -> Any:
+        col = _table_column(element)
+        return col if col is not None and col is not element else None
 
     no_options: dict[str, Any] = {}
     return visitors.replacement_traverse(expr, no_options, replace)
