@@ -9,8 +9,9 @@ Run by hand (pytest does not collect this folder)::
 Workloads (each implementation in turn, order rotated every repeat, medians printed):
 
 - insert: ``INSERT`` of ``(id, embedding)`` rows from NumPy arrays, executemany
-  (vecalchemy Core and ORM bulk through SQLAlchemy; pgvector-python's SQLAlchemy type;
-  raw psycopg ``executemany`` with a binary NumPy dumper);
+  (vecalchemy Core and ORM bulk through SQLAlchemy; SQLAlchemy Core and ORM bulk alone, with
+  no type processing and the raw dumper, the floor of any type library on SQLAlchemy;
+  pgvector-python's SQLAlchemy type; raw psycopg ``executemany`` with a binary NumPy dumper);
 - copy: ``copy_rows`` vs the near limit, ``COPY ... (FORMAT BINARY)`` of one NumPy
   buffer encoded for the whole matrix;
 - fetch: every ``(id, embedding)`` row (vecalchemy Core with binary results and
