@@ -231,6 +231,33 @@ def test_execution_option_applies_settings_for_the_transaction(engine: Engine) -
         assert got == "5"
 
 
+def test_execution_option_on_a_connection_applies_before_each_statement(
+    engine: Engine, sent: list[str]
+) -> None:
+    install_search_options(engine)
+    stmt = select(func.current_setting("hnsw.ef_search"))
+    with engine.connect() as plain:
+        conn = plain.execution_options(vector_search={"ef_search": 77})
+        sent.clear()
+        assert conn.execute(stmt).scalar_one() == "77"
+        assert conn.execute(stmt).scalar_one() == "77"
+        assert sum("set_config" in s for s in sent) == 2
+        conn.rollback()
+        assert plain.execute(stmt).scalar_one() == "77"  # the same connection, option set
+
+
+def test_execution_option_on_the_engine(engine: Engine) -> None:
+    install_search_options(engine)
+    tuned = engine.execution_options(vector_search=SearchSettings(ef_search=88, probes=3))
+    stmt = select(func.current_setting("hnsw.ef_search"), func.current_setting("ivfflat.probes"))
+    with tuned.connect() as conn:
+        assert tuple(conn.execute(stmt).one()) == ("88", "3")
+    with Session(tuned) as session:
+        assert tuple(session.execute(stmt).one()) == ("88", "3")
+    with engine.connect() as conn:
+        assert tuple(conn.execute(stmt).one()) == ("40", "1")
+
+
 async def test_execution_option_on_an_async_engine(vector_database_url: str) -> None:
     engine = create_async_engine(vector_database_url)
     install_search_options(engine)

@@ -182,6 +182,8 @@ _EXTENSION_SCHEMA = text(
     "WHERE e.extname = 'vector'"
 )
 _LOADED_KEY = "vecalchemy_vector_loaded"
+#: set in the connection's info while the execution option's settings are applied
+_APPLYING_KEY = "vecalchemy_applying_search"
 
 
 def _set_config_sql(n: int) -> Any:
@@ -361,8 +363,15 @@ def _before_execute(
         requested = conn.get_execution_options().get(SEARCH_OPTION)
     if requested is None:
         return
+    info = conn.info
+    if info.get(_APPLYING_KEY):
+        return  # the set_config statement itself, on a connection carrying the option
     settings = _settings(requested, {}) if not isinstance(requested, SearchSettings) else requested
-    _apply(conn, settings.gucs())
+    info[_APPLYING_KEY] = True
+    try:
+        _apply(conn, settings.gucs())
+    finally:
+        del info[_APPLYING_KEY]
 
 
 def install_search_options(engine: Engine | AsyncEngine) -> None:
