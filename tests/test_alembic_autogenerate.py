@@ -279,6 +279,24 @@ def test_ivfflat_default_opclass_omitted_by_the_server_is_no_difference(
     downgrade_to_empty(project)
 
 
+def test_plain_index_naming_an_opclass_of_another_metric_round_trips(
+    project: AlembicProject,
+) -> None:
+    ops = '{"embedding": "vector_l2_ops"}'
+    migration = cycle(
+        project,
+        table(
+            'Vector(3, metric="cosine")',
+            f'Index("ix_e", items.c.embedding, postgresql_using="hnsw", postgresql_ops={ops})\n',
+        ),
+    )
+    assert "vector_l2_ops" in migration
+    assert project.indexes()["ix_e"] == (
+        "CREATE INDEX ix_e ON items USING hnsw (embedding vector_l2_ops)"
+    )
+    downgrade_to_empty(project)
+
+
 def test_halfvec_expression_index_is_created_and_then_stable(project: AlembicProject) -> None:
     cycle(project, table("Vector(3)"))
     migration = cycle(

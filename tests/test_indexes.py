@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import psycopg
 import pytest
-from sqlalchemy import Column, Index, Integer, MetaData, Table, cast, text
+from sqlalchemy import Column, Index, Integer, MetaData, Table, cast, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -26,6 +26,7 @@ from vecalchemy import (
     Vector,
     binary_quantize,
     build_vector_index,
+    check_query,
     index_build_settings,
     subvector,
     validate_vector_index,
@@ -542,13 +543,45 @@ def test_spec_of_a_plain_sqlalchemy_index() -> None:
 
 
 def test_spec_of_a_plain_ivfflat_index_without_opclass_has_the_default_opclass() -> None:
+    t = _table(Column("e", Vector(3)))
+    spec = vector_index_spec(Index("ix", t.c.e, postgresql_using="ivfflat"))
+    assert spec is not None
+    assert (spec.metric, spec.opclass) == ("l2", "vector_l2_ops")
+
+
+def test_plain_ivfflat_index_without_opclass_on_a_column_of_another_metric_is_refused() -> None:
     # the DDL names no opclass, so PostgreSQL builds vector_l2_ops, whatever the column declares
     t = _table(Column("e", Vector(3, metric="cosine")))
     plain = Index("ix", t.c.e, postgresql_using="ivfflat")
     with pytest.raises(IndexDefinitionError) as e:
         vector_index_spec(plain)
-    assert "operator class vector_l2_ops serves the 'l2' metric" in str(e.value)
-    assert "the column type declares 'cosine'" in str(e.value)
+    assert str(e.value) == (
+        "IVFFlat index: the index names no operator class, so PostgreSQL builds "
+        "vector_l2_ops ('l2'), but the column type declares 'cosine'; name the operator "
+        'class: postgresql_ops={"e": "vector_cosine_ops"} (or "vector_l2_ops" to index by '
+        "'l2' deliberately), or declare IvfflatIndex, which takes the column type's metric"
+    )
+
+
+@pytest.mark.parametrize("method", ["hnsw", "ivfflat"])
+def test_plain_index_naming_an_opclass_serves_its_metric_whatever_the_column_declares(
+    method: str,
+) -> None:
+    t = _table(Column("e", Vector(3, metric="cosine")))
+    plain = Index("ix", t.c.e, postgresql_using=method, postgresql_ops={"e": "vector_l2_ops"})
+    spec = vector_index_spec(plain)
+    assert spec is not None
+    assert (spec.method, spec.metric, spec.opclass) == (method, "l2", "vector_l2_ops")
+    [problem] = check_query(select(t.c.e).order_by(t.c.e.distance([1, 2, 3])).limit(3))
+    assert "serves l2 (<->) but the query orders by cosine (<=>)" in str(problem)
+    assert check_query(select(t.c.e).order_by(t.c.e.l2_distance([1, 2, 3])).limit(3)) == []
+
+
+def test_plain_index_naming_an_opclass_of_another_type_is_refused() -> None:
+    t = _table(Column("e", Vector(3, metric="cosine")))
+    plain = Index("ix", t.c.e, postgresql_using="hnsw", postgresql_ops={"e": "halfvec_l2_ops"})
+    with pytest.raises(IndexDefinitionError, match="operator class halfvec_l2_ops is for type"):
+        vector_index_spec(plain)
 
 
 def test_spec_of_a_plain_hnsw_index_without_opclass_is_refused_as_by_the_server(

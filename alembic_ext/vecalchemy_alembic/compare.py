@@ -69,6 +69,7 @@ def _create_op(
         table,
         spec.expression,
         method=spec.method,
+        metric=spec.metric,  # (the opclass's: a plain Index may name another than the type's)
         opclass=spec.opclass,
         options=dict(spec.options),
         where=spec.where,

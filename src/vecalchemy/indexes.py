@@ -20,7 +20,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -369,6 +369,7 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
         return None
     ops: Mapping[str, str] = pg.get("ops") or {}
     opclass = None
+    metric = None
     first: Any = expressions[0] if expressions else None
     if len(expressions) == 1:
         key = first.text if isinstance(first, TextClause) else getattr(first, "key", None)
@@ -376,7 +377,12 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
         if isinstance(first, TextClause):
             first = _typed_reflected_expression(first.text)
         if opclass is None:
-            opclass = _default_opclass(method, first)
+            opclass = _default_opclass(method, first, key)
+        else:
+            # a named operator class is deliberate: the index serves its metric, whatever
+            # the column type declares (an unknown name is refused below)
+            with suppress(ValueError):
+                metric = opclass_info(opclass)[1]
     with_: Mapping[str, Any] = pg.get("with") or {}
     options = {k: _int_option(v) for k, v in with_.items()}
     where = pg.get("where")
@@ -385,6 +391,7 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
     return validate_vector_index(
         method,
         first,
+        metric=metric,
         opclass=opclass,
         options=options,
         unique=index.unique,
@@ -394,24 +401,37 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
     )
 
 
-def _default_opclass(method: str, expression: Any) -> str | None:
+def _default_opclass(method: str, expression: Any, key: str | None) -> str | None:
     """The opclass PostgreSQL picks for a key whose DDL names none.
 
     That is the method's default for the key's type (IVFFlat ``vector_l2_ops``), never
-    the metric the column type declares; refused, as by PostgreSQL, when there is none.
+    the metric the column type declares; refused, as by PostgreSQL, when there is none,
+    and when the column type declares another metric (the index would not serve it).
     ``None`` when the type is unknown (left to :func:`validate_vector_index`).
     """
     try:
-        sql_type = _vector_type_of(_unlabel(expression))[0]
+        sql_type, _, declared = _vector_type_of(_unlabel(expression))
     except (TypeError, AttributeError):
         return None
     default = DEFAULT_OPCLASS.get(method)
+    name = key or "embedding"
     if default is None or opclass_info(default)[0] != sql_type:
         raise _fail(
             method,
             f'data type {sql_type} has no default operator class for access method "{method}"; '
-            'name one in postgresql_ops (e.g. {"embedding": "vector_cosine_ops"}), or '
+            f'name one in postgresql_ops (e.g. {{"{name}": "vector_cosine_ops"}}), or '
             "declare HnswIndex/IvfflatIndex, which take the column type's metric",
+        )
+    default_metric = opclass_info(default)[1]
+    if declared is not None and declared != default_metric:
+        wanted = OPCLASSES.get((sql_type, declared), (None,))[0]
+        raise _fail(
+            method,
+            f"the index names no operator class, so PostgreSQL builds {default} "
+            f"({default_metric!r}), but the column type declares {declared!r}; name the "
+            f'operator class: postgresql_ops={{"{name}": "{wanted or default}"}} (or '
+            f'"{default}" to index by {default_metric!r} deliberately), or declare '
+            "IvfflatIndex, which takes the column type's metric",
         )
     return default
 
