@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
@@ -115,6 +116,22 @@ def test_copy_rows_chunks_cross_boundaries_without_losing_rows(
     rows = _all_rows(engine, items)
     assert [r[0] for r in rows] == list(range(53))
     assert np.array_equal(np.stack([np.asarray(r[6]) for r in rows]), m)
+
+
+def test_copy_rows_progress_bar_is_drawn_with_tqdm_and_skipped_without_it(
+    engine: Engine,
+    items: Table,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(5), "embedding": _matrix(5)})
+    assert "5/5" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import raises ImportError
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(5, 9), "embedding": _matrix(4)})
+    assert "4/4" not in capsys.readouterr().err
+    assert [r[0] for r in _all_rows(engine, items)] == list(range(9))
 
 
 def test_copy_rows_refuses_a_nan_row_before_sending_anything(engine: Engine, items: Table) -> None:

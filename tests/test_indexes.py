@@ -4,6 +4,7 @@ created on the real server and read back with ``pg_get_indexdef``."""
 from __future__ import annotations
 
 import re
+import sys
 import threading
 
 import numpy as np
@@ -486,6 +487,24 @@ def test_build_progress_bar_is_drawn_with_tqdm(
     ix = HnswIndex("ix_big2", t.c.e, metric="l2")
     build_vector_index(vector_engine, ix, progress=True, poll_interval=0.005)
     assert "ix_big2: building index" in capsys.readouterr().err
+
+
+def test_build_without_tqdm_builds_without_a_bar(
+    vector_engine: Engine,
+    raw_conn: psycopg.Connection,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import raises ImportError
+    with pytest.raises(ImportError):
+        import tqdm.auto  # noqa: F401
+    _load_random(raw_conn, "big3", 300, 8)
+    t = Table("big3", MetaData(), Column("e", Vector(8)))
+    threads_before = threading.active_count()
+    build_vector_index(vector_engine, HnswIndex("ix_big3", t.c.e, metric="l2"), progress=True)
+    assert _index_exists(raw_conn, "ix_big3")
+    assert threading.active_count() == threads_before
+    assert "ix_big3" not in capsys.readouterr().err
 
 
 def test_hnsw_memory_estimate_matches_where_pgvector_says_the_graph_stops_fitting(

@@ -790,9 +790,7 @@ def _watch(
 class _TqdmReporter:
     """A tqdm bar per build phase."""
 
-    def __init__(self, name: str) -> None:
-        from tqdm.auto import tqdm
-
+    def __init__(self, name: str, tqdm: Any) -> None:
         self._tqdm = tqdm
         self._name = name
         self._bar: Any = None
@@ -831,7 +829,7 @@ def build_vector_index(
 
     ``progress=True`` draws a tqdm bar per phase from ``pg_stat_progress_create_index``,
     polled every ``poll_interval`` seconds by a second connection of the same engine
-    while the build runs;
+    while the build runs (without tqdm, the ``vecalchemy[progress]`` extra, no bar);
     a callable receives each :class:`BuildProgress` sample instead; ``False`` polls
     nothing. An index declared ``concurrently=True`` is built outside a transaction
     block and, if the build fails, the INVALID index it leaves is dropped before the
@@ -863,13 +861,17 @@ def _build(
     stop = threading.Event()
     watcher: threading.Thread | None = None
     bar: _TqdmReporter | None = None
-    if progress:
-        report: Callable[[BuildProgress], None]
-        if callable(progress):
-            report = progress
-        else:
-            bar = _TqdmReporter(str(index.name))
-            report = bar
+    report: Callable[[BuildProgress], None] | None = None
+    if callable(progress):
+        report = progress
+    elif progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # the "progress" extra is optional: no bar, as copy_rows
+            tqdm = None
+        if tqdm is not None:
+            report = bar = _TqdmReporter(str(index.name), tqdm)
+    if report is not None:
         pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         watcher = threading.Thread(
             target=_watch, args=(conn.engine, pid, report, stop, poll_interval), daemon=True
