@@ -179,6 +179,74 @@ def test_concurrently_online_builds_outside_the_transaction(
         indexdef(vector_engine, "ix_c")
 
 
+@pytest.mark.parametrize(
+    ("column", "kwargs", "message"),
+    [
+        (
+            "big",
+            {"metric": "cosine"},
+            "index 'ix' on items: HNSW index: column cannot have more than 2000 dimensions "
+            "for hnsw index (vector(3072)); ",
+        ),
+        (
+            "big",
+            {"opclass": "vector_cosine_ops"},
+            "column cannot have more than 2000 dimensions for hnsw index",
+        ),
+        (
+            "e",
+            {"opclass": "halfvec_cosine_ops"},
+            "operator class halfvec_cosine_ops is for type halfvec, but the indexed "
+            "expression is vector; use vector_cosine_ops",
+        ),
+        (
+            "nodim",
+            {"opclass": "vector_l2_ops"},
+            "column does not have dimensions",
+        ),
+        (
+            "cat",
+            {"opclass": "vector_l2_ops"},
+            "index 'ix': column 'cat' of items is int4; a vector index needs a vector, "
+            "halfvec, sparsevec, bit column or expression",
+        ),
+        (
+            "missing",
+            {"opclass": "vector_l2_ops"},
+            "index 'ix': no column 'missing' in table items",
+        ),
+    ],
+    ids=[
+        "dims-by-metric",
+        "dims-by-opclass",
+        "opclass-type",
+        "no-dimensions",
+        "not-a-vector",
+        "no-column",
+    ],
+)
+def test_online_column_name_is_checked_against_its_type_before_any_sql(
+    online: Operations, vector_engine: Engine, column: str, kwargs: dict[str, object], message: str
+) -> None:
+    conn = online.get_context().connection
+    assert conn is not None
+    conn.execute(sa.text("ALTER TABLE items ADD COLUMN big vector(3072), ADD COLUMN nodim vector"))
+    sent: list[str] = []
+    sa.event.listen(conn, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    with pytest.raises(IndexDefinitionError) as e:
+        online.create_vector_index("ix", "items", column, **kwargs)  # type: ignore[arg-type]
+    assert message in str(e.value)
+    assert not any("CREATE INDEX" in s for s in sent)
+
+
+def test_online_ivfflat_without_opclass_leaves_the_default_to_the_server(
+    online: Operations, vector_engine: Engine
+) -> None:
+    online.create_vector_index("ix_d", "items", "e", method="ivfflat", lists=2)
+    online.get_context().connection.commit()  # type: ignore[union-attr]
+    assert indexdef(vector_engine, "ix_d").endswith("USING ivfflat (e) WITH (lists='2')")
+
+
 # --- validation before anything is sent ------------------------------------------------
 
 

@@ -35,7 +35,6 @@ from vecalchemy.metrics import (
     DEFAULT_OPCLASS,
     INDEX_METHODS,
     metrics_for,
-    opclass_for,
     opclass_info,
 )
 from vecalchemy.types import TYPES_BY_SQL_TYPE, VectorType
@@ -402,7 +401,7 @@ for _name, _cls in (
 # --- implementations ------------------------------------------------------------------
 
 _COLUMN_TYPE = text(
-    "SELECT t.typname FROM pg_attribute a"
+    "SELECT t.typname, a.atttypmod FROM pg_attribute a"
     " JOIN pg_class c ON c.oid = a.attrelid"
     " JOIN pg_namespace n ON n.oid = c.relnamespace"
     " JOIN pg_type t ON t.oid = a.atttypid"
@@ -412,11 +411,18 @@ _COLUMN_TYPE = text(
 
 
 def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | None:
-    """The opclass for ``op.metric`` from the column's type in the database."""
-    if op.opclass is not None or op.metric is None:
-        return op.opclass
+    """The opclass to write: ``op.opclass``, or the one for ``op.metric``.
+
+    Online, a column given by name is looked up in the database and the whole definition
+    is checked against its type and dimensions (:func:`validate_vector_index`), so a rule
+    pgvector would break on (dimensions over the method's limit, an opclass of another
+    type) is refused before the ``CREATE INDEX`` is sent. Offline, or for an untyped
+    expression, the metric needs ``opclass=`` to be written.
+    """
     ctx = operations.get_context()
     if ctx.as_sql or not isinstance(op.expression, str):
+        if op.opclass is not None or op.metric is None:
+            return op.opclass
         raise IndexDefinitionError(
             f"index {op.index_name!r}: cannot tell the type of {_describe(op.expression)!r} "
             f"to choose the operator class for metric {op.metric!r}"
@@ -426,16 +432,34 @@ def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | N
     row = ctx.bind.execute(  # type: ignore[union-attr]
         _COLUMN_TYPE, {"schema": op.schema, "table": op.table_name, "column": op.expression}
     ).first()
+    where = qualified(op.table_name, op.schema, ctx.dialect)
     if row is None:
         raise IndexDefinitionError(
-            f"index {op.index_name!r}: no column {op.expression!r} in table "
-            f"{qualified(op.table_name, op.schema, ctx.dialect)}"
+            f"index {op.index_name!r}: no column {op.expression!r} in table {where}"
         )
     sql_type = "bit" if row[0] == "varbit" else str(row[0])
+    type_class = TYPES_BY_SQL_TYPE.get(sql_type)
+    if type_class is None:
+        raise IndexDefinitionError(
+            f"index {op.index_name!r}: column {op.expression!r} of {where} is {row[0]}; a "
+            f"vector index needs a {', '.join(TYPES_BY_SQL_TYPE)} column or expression"
+        )
+    typmod = int(row[1])
+    column = literal_column(op.expression, type_class(typmod if typmod > 0 else None))
     try:
-        return str(opclass_for(sql_type, op.metric, op.method))
-    except ValueError as e:
-        raise IndexDefinitionError(f"index {op.index_name!r}: {e}") from None
+        spec = validate_vector_index(
+            op.method,
+            column,
+            metric=op.metric,
+            opclass=op.opclass,
+            options=op.options,
+            where=_where_clause(op.where),
+        )
+    except IndexDefinitionError as e:
+        raise IndexDefinitionError(f"index {op.index_name!r} on {where}: {e}") from None
+    if op.opclass is None and op.metric is None:
+        return None  # the DDL names none: the method's default, as checked above
+    return op.opclass if op.opclass is not None else spec.opclass
 
 
 @Operations.implementation_for(CreateVectorIndexOp)
