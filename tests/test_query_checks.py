@@ -389,6 +389,36 @@ def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
     assert full == 1.0
 
 
+def test_recall_is_measured_afresh_once_the_statement_is_prepared(
+    vector_engine: Engine,
+) -> None:
+    """psycopg prepares a statement run 5 times; PostgreSQL may then keep a generic plan
+    that ignores enable_indexscan = off, and the "exact" answer would be the index's."""
+    md = MetaData()
+    items = Table(
+        "items",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("embedding", Vector(16, metric="l2")),
+    )
+    md.create_all(vector_engine)
+    data = np.random.default_rng(12).standard_normal((3000, 16)).astype(np.float32)
+    with vector_engine.begin() as conn:
+        conn.execute(items.insert(), [{"id": i, "embedding": v} for i, v in enumerate(data)])
+        conn.execute(text("ANALYZE items"))
+    IvfflatIndex("ix_items_ivf", items.c.embedding, lists=40).create(vector_engine)
+    with vector_engine.connect() as conn:
+        apply_search_settings(conn, probes=1)
+        recalls = []
+        for q in data[:30]:
+            stmt = select(items.c.id).order_by(items.c.embedding.l2_distance(q)).limit(10)
+            conn.execute(stmt).all()
+            conn.execute(stmt).all()
+            recalls.append(measure_recall(conn, stmt, 10))
+        assert explain_index_usage(conn, stmt).index_names == ("ix_items_ivf",)
+    assert np.mean(recalls[10:]) < 0.9
+
+
 def test_recall_refuses_an_autocommit_connection(docs: Engine) -> None:
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
     with (

@@ -512,12 +512,30 @@ def _first_column(rows: Iterable[Any], k: int) -> list[Any]:
     return out
 
 
+@contextlib.contextmanager
+def _unprepared(conn: Connection) -> Iterator[None]:
+    """Run without psycopg's prepared statements: a statement psycopg has prepared (after
+    ``prepare_threshold`` runs) may hold a generic plan, which PostgreSQL does not replan
+    when planner settings such as ``enable_indexscan`` change."""
+    driver: Any = conn.connection.driver_connection
+    if not hasattr(driver, "prepare_threshold"):  # (not psycopg 3: nothing prepared)
+        yield
+        return
+    saved = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = saved
+
+
 def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
     """recall@k of ``stmt`` (an ANN query) against the exact answer.
 
     Runs ``stmt`` as is (current search settings apply), then again with ``SET LOCAL
     enable_indexscan = off, enable_seqscan = on`` (exact: a sequential scan and sort),
-    and returns
+    both planned afresh (not as a prepared statement, whose cached generic plan would
+    keep the index), and returns
     ``|ANN top-k ∩ exact top-k| / |exact top-k|`` comparing the first selected column
     (select the primary key first). Both settings are restored afterwards. Returns
     1.0 when the exact answer is empty. Raises :class:`ValueError` for a bad ``k`` and
@@ -533,26 +551,29 @@ def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
             "which on this AUTOCOMMIT connection would last a single statement and leave "
             "the exact query on the index"
         )
-    ann = _first_column(conn.execute(stmt), k)
-    previous = conn.execute(
-        select(func.current_setting("enable_indexscan"), func.current_setting("enable_seqscan"))
-    ).one()
-    # a sequential scan must be allowed, or the planner falls back to the index anyway
-    conn.execute(
-        select(
-            func.set_config("enable_indexscan", "off", True),
-            func.set_config("enable_seqscan", "on", True),
-        )
-    )
-    try:
-        exact = _first_column(conn.execute(stmt), k)
-    finally:
+    with _unprepared(conn):
+        ann = _first_column(conn.execute(stmt), k)
+        previous = conn.execute(
+            select(
+                func.current_setting("enable_indexscan"), func.current_setting("enable_seqscan")
+            )
+        ).one()
+        # a sequential scan must be allowed, or the planner falls back to the index anyway
         conn.execute(
             select(
-                func.set_config("enable_indexscan", previous[0], True),
-                func.set_config("enable_seqscan", previous[1], True),
+                func.set_config("enable_indexscan", "off", True),
+                func.set_config("enable_seqscan", "on", True),
             )
         )
+        try:
+            exact = _first_column(conn.execute(stmt), k)
+        finally:
+            conn.execute(
+                select(
+                    func.set_config("enable_indexscan", previous[0], True),
+                    func.set_config("enable_seqscan", previous[1], True),
+                )
+            )
     if not exact:
         return 1.0
     return len(set(ann) & set(exact)) / len(exact)
