@@ -2,9 +2,9 @@
 
 ``Connection.execute()`` runs SQLAlchemy's per-execution machinery (execution context,
 events, ``Result`` and ``Row`` objects) around the driver call. For a top-k search the
-server answers in a millisecond or two, and that machinery costs about 10–20 % on top
-of a hand-written psycopg call (see the README's benchmark: SQLAlchemy alone, running a
-string through ``exec_driver_sql``, measures 1.1–1.2× raw psycopg there).
+server answers in a millisecond or two, and that machinery costs up to about 20 % on
+top of a hand-written psycopg call (see the README's benchmark: SQLAlchemy alone, running
+a string through ``exec_driver_sql``, measures 0.99–1.19× raw psycopg there, run to run).
 
 :class:`PreparedQuery` keeps what the statement needs and nothing else: the SQL
 string compiled once per dialect, the columns' bind processors (so vectors are validated
