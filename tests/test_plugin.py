@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
+    event,
     func,
     insert,
     inspect,
@@ -128,8 +130,67 @@ def test_binary_dumpers_are_chosen_for_vecalchemy_params(
         with eng.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw is not None
-            for param in (DenseParam, HalfVecParam, SparseVector, BitParam):
+            for param in (np.ndarray, DenseParam, HalfVecParam, SparseVector, BitParam):
                 assert raw.adapters.get_dumper(param, PyFormat.AUTO).format == Format.BINARY
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("mode", ["plugin", "dialect"])
+def test_a_bare_array_goes_as_vector_or_halfvec_by_dtype(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, mode)
+    try:
+        with eng.connect() as conn:
+            got = conn.exec_driver_sql(
+                "SELECT %s::vector::text, %s::halfvec::text, pg_typeof(%s::halfvec)::text",
+                (
+                    np.array([1.5, -2, 3], np.float32),
+                    np.array([0.5, 65504], np.float16),
+                    np.array([1, 2], np.float16),
+                ),
+            ).one()
+            assert tuple(got) == ("[1.5,-2,3]", "[0.5,65504]", "halfvec")
+            with pytest.raises(InvalidVectorError) as e:
+                conn.exec_driver_sql("SELECT %s::vector", (np.array([1, 2], np.int64),))
+            assert "sent as vector (1-D float32) or halfvec (1-D float16)" in str(e.value)
+            assert "got dtype int64, shape (2,)" in str(e.value)
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("mode", ["plugin", "dialect"])
+def test_bound_rows_hold_no_garbage_collected_objects(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    """An executemany of NumPy rows makes no object the cyclic collector tracks per row
+    (a wrapper a row made large inserts spend microseconds a row in the collector)."""
+    eng = make_engine(vector_database_url, vector_schema, mode)
+    t = Table(
+        "gc_rows",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("v", Vector(3)),
+        Column("h", HalfVec(3)),
+    )
+    seen: list[Any] = []
+
+    @event.listens_for(eng, "before_cursor_execute")
+    def capture(conn: Any, cursor: Any, stmt: str, params: Any, ctx: Any, many: Any) -> None:
+        if stmt.startswith("INSERT"):
+            seen.extend([params] if isinstance(params, dict) else params)
+
+    rows = [{"id": i, "v": np.full(3, i, np.float32), "h": [i, 0, 1]} for i in range(250)]
+    try:
+        t.metadata.create_all(eng)
+        with eng.begin() as conn:
+            conn.execute(insert(t), rows)
+        assert len(seen) == 3  # two grouped batches of 100, and the tail of 50
+        values = [v for batch in seen for v in batch.values()]
+        assert len(values) == 3 * 250  # id, v, h of every row
+        assert not any(gc.is_tracked(v) for v in values)
+        assert not any(gc.is_tracked(batch) for batch in seen)
     finally:
         eng.dispose()
 

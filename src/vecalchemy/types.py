@@ -25,7 +25,7 @@ from sqlalchemy.types import Float, TypeDecorator, UserDefinedType
 from . import codecs
 from .exc import InvalidVectorError
 from .metrics import MAX_DIM, METRICS, SPARSEVEC_MAX_DIM, metrics_for
-from .psycopg import BitParam, DenseParam, HalfVecParam
+from .psycopg import BitParam
 from .values import SparseVector
 
 __all__ = ["Vector", "HalfVec", "SparseVec", "Bit", "VectorType", "TYPES_BY_SQL_TYPE"]
@@ -343,7 +343,6 @@ class VectorType(TypeDecorator[Any]):
 
 class _DenseType(VectorType):
     cache_ok = True
-    _param_class: ClassVar[type[DenseParam]] = DenseParam
 
     def _check(self, value: Any) -> np.ndarray:
         return codecs.check_dense(value, self.sql_type, self.dim)
@@ -352,10 +351,10 @@ class _DenseType(VectorType):
         return codecs.dense_checker(self.sql_type, self.dim, then)
 
     def _binder(self) -> Any:
-        return self._param_class  # (no method call in between)
+        return None  # the checked array itself (vecalchemy.psycopg._ArrayBinaryDumper)
 
     def _bind_binary(self, checked: Any) -> Any:
-        return self._param_class(checked)
+        return checked
 
     def _to_text(self, checked: Any) -> str:
         return codecs.encode_dense_text(checked)
@@ -396,7 +395,6 @@ class HalfVec(_DenseType):
     impl = HALFVEC
     cache_ok = True
     sql_type = "halfvec"
-    _param_class = HalfVecParam
 
 
 class SparseVec(VectorType):
