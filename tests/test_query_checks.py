@@ -359,9 +359,8 @@ def test_recall_on_a_small_table_is_one_and_scan_settings_are_restored(docs: Eng
         assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "off"
 
 
-def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
-    vector_engine: Engine,
-) -> None:
+def _ivfflat_items(engine: Engine, rows: int, seed: int) -> tuple[Table, np.ndarray]:
+    """``rows`` random 16-dim vectors in a table with a 40-list IVFFlat l2 index."""
     md = MetaData()
     items = Table(
         "items",
@@ -369,11 +368,19 @@ def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
         Column("id", Integer, primary_key=True),
         Column("embedding", Vector(16, metric="l2")),
     )
-    md.create_all(vector_engine)
-    data = np.random.default_rng(11).standard_normal((2000, 16)).astype(np.float32)
-    with vector_engine.begin() as conn:
+    md.create_all(engine)
+    data = np.random.default_rng(seed).standard_normal((rows, 16)).astype(np.float32)
+    with engine.begin() as conn:
         conn.execute(items.insert(), [{"id": i, "embedding": v} for i, v in enumerate(data)])
-    IvfflatIndex("ix_items_ivf", items.c.embedding, lists=40).create(vector_engine)
+        conn.execute(text("ANALYZE items"))
+    IvfflatIndex("ix_items_ivf", items.c.embedding, lists=40).create(engine)
+    return items, data
+
+
+def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
+    vector_engine: Engine,
+) -> None:
+    items, data = _ivfflat_items(vector_engine, 2000, seed=11)
     with vector_engine.connect() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         recalls = []
@@ -394,19 +401,7 @@ def test_recall_is_measured_afresh_once_the_statement_is_prepared(
 ) -> None:
     """psycopg prepares a statement run 5 times; PostgreSQL may then keep a generic plan
     that ignores enable_indexscan = off, and the "exact" answer would be the index's."""
-    md = MetaData()
-    items = Table(
-        "items",
-        md,
-        Column("id", Integer, primary_key=True),
-        Column("embedding", Vector(16, metric="l2")),
-    )
-    md.create_all(vector_engine)
-    data = np.random.default_rng(12).standard_normal((3000, 16)).astype(np.float32)
-    with vector_engine.begin() as conn:
-        conn.execute(items.insert(), [{"id": i, "embedding": v} for i, v in enumerate(data)])
-        conn.execute(text("ANALYZE items"))
-    IvfflatIndex("ix_items_ivf", items.c.embedding, lists=40).create(vector_engine)
+    items, data = _ivfflat_items(vector_engine, 3000, seed=12)
     with vector_engine.connect() as conn:
         apply_search_settings(conn, probes=1)
         recalls = []
