@@ -215,6 +215,11 @@ def test_concurrently_online_builds_outside_the_transaction(
             {"opclass": "vector_l2_ops"},
             "index 'ix': no column 'missing' in table items",
         ),
+        (
+            "vb",
+            {"metric": "hamming"},
+            "index 'ix': column 'vb' of items is bit varying: type not supported for hnsw index",
+        ),
     ],
     ids=[
         "dims-by-metric",
@@ -223,6 +228,7 @@ def test_concurrently_online_builds_outside_the_transaction(
         "no-dimensions",
         "not-a-vector",
         "no-column",
+        "varbit",
     ],
 )
 def test_online_column_name_is_checked_against_its_type_before_any_sql(
@@ -230,13 +236,47 @@ def test_online_column_name_is_checked_against_its_type_before_any_sql(
 ) -> None:
     conn = online.get_context().connection
     assert conn is not None
-    conn.execute(sa.text("ALTER TABLE items ADD COLUMN big vector(3072), ADD COLUMN nodim vector"))
+    conn.execute(
+        sa.text(
+            "ALTER TABLE items ADD COLUMN big vector(3072), ADD COLUMN nodim vector, "
+            "ADD COLUMN vb bit varying(8)"
+        )
+    )
     sent: list[str] = []
     sa.event.listen(conn, "before_cursor_execute", lambda *a: sent.append(a[2]))
     with pytest.raises(IndexDefinitionError) as e:
         online.create_vector_index("ix", "items", column, **kwargs)  # type: ignore[arg-type]
     assert message in str(e.value)
     assert not any("CREATE INDEX" in s for s in sent)
+
+
+def test_online_column_of_a_table_the_search_path_finds(
+    online: Operations, vector_engine: Engine, vector_schema: str
+) -> None:
+    conn = online.get_context().connection
+    assert conn is not None
+    other = f"{vector_schema}_b"
+    conn.execute(sa.text(f'CREATE SCHEMA "{other}"'))
+    try:
+        conn.execute(sa.text(f'CREATE TABLE "{other}".later (e vector(3))'))
+        conn.execute(sa.text("CREATE TEMP TABLE scratch (e halfvec(3))"))
+        conn.execute(sa.text(f'SET LOCAL search_path = "{vector_schema}", "{other}", public'))
+        online.create_vector_index("ix_later", "later", "e", metric="cosine")
+        online.create_vector_index("ix_scratch", "scratch", "e", metric="l2")
+        got = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT indexname, indexdef FROM pg_indexes "
+                    "WHERE indexname IN ('ix_later', 'ix_scratch')"
+                )
+            ).all()
+        )
+        assert got["ix_later"].endswith("USING hnsw (e vector_cosine_ops)")
+        assert got["ix_scratch"].endswith("USING hnsw (e halfvec_l2_ops)")
+    finally:
+        conn.rollback()
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{other}" CASCADE'))
+        conn.commit()
 
 
 def test_online_ivfflat_without_opclass_leaves_the_default_to_the_server(

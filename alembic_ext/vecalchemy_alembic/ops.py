@@ -400,13 +400,14 @@ for _name, _cls in (
 
 # --- implementations ------------------------------------------------------------------
 
+#: the table as the server resolves the name: in ``schema``, or through the search path
+#: (temporary tables included) when it is None
 _COLUMN_TYPE = text(
     "SELECT t.typname, a.atttypmod FROM pg_attribute a"
-    " JOIN pg_class c ON c.oid = a.attrelid"
-    " JOIN pg_namespace n ON n.oid = c.relnamespace"
     " JOIN pg_type t ON t.oid = a.atttypid"
-    " WHERE n.nspname = coalesce(:schema, current_schema())"
-    " AND c.relname = :table AND a.attname = :column AND NOT a.attisdropped"
+    " WHERE a.attrelid = to_regclass(CASE WHEN CAST(:schema AS text) IS NULL"
+    " THEN quote_ident(:table) ELSE quote_ident(:schema) || '.' || quote_ident(:table) END)"
+    " AND a.attname = :column AND NOT a.attisdropped"
 )
 
 
@@ -437,7 +438,13 @@ def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | N
         raise IndexDefinitionError(
             f"index {op.index_name!r}: no column {op.expression!r} in table {where}"
         )
-    sql_type = "bit" if row[0] == "varbit" else str(row[0])
+    if row[0] == "varbit":  # pgvector src/hnswbuild.c, src/ivfbuild.c
+        raise IndexDefinitionError(
+            f"index {op.index_name!r}: column {op.expression!r} of {where} is bit varying: "
+            f"type not supported for {op.method} index; index a fixed-length cast, e.g. "
+            f"sa.text('(({op.expression})::bit(64))') with opclass='bit_hamming_ops'"
+        )
+    sql_type = str(row[0])
     type_class = TYPES_BY_SQL_TYPE.get(sql_type)
     if type_class is None:
         raise IndexDefinitionError(
