@@ -17,6 +17,7 @@ import pytest
 from conftest import make_engine
 from sqlalchemy import (
     Column,
+    Float,
     Integer,
     MetaData,
     Table,
@@ -145,6 +146,31 @@ MATCHING: dict[str, tuple[Callable[[], Any], str]] = {
         ),
         "ix_cos",
     ),
+    "a stored row's vector, as a subquery on the left": (
+        lambda: (
+            select(t.c.id)
+            .order_by(
+                select(t.c.embedding)
+                .where(t.c.id == 42)
+                .scalar_subquery()
+                .op("<=>", return_type=Float)(t.c.embedding)
+            )
+            .limit(5)
+        ),
+        "ix_cos",
+    ),
+    "a stored row's vector, as a subquery on the right": (
+        lambda: (
+            select(t.c.id)
+            .order_by(
+                t.c.embedding.cosine_distance(
+                    select(t.c.embedding).where(t.c.id == 42).scalar_subquery()
+                )
+            )
+            .limit(5)
+        ),
+        "ix_cos",
+    ),
     "halfvec expression of an alias": (
         lambda: (
             lambda a: (
@@ -199,6 +225,12 @@ MISMATCHING: dict[str, tuple[Callable[[], Any], str]] = {
     "table alias, another metric": (
         lambda: (lambda a: select(a.c.id).order_by(a.c.embedding.l1_distance(Q)).limit(5))(
             t.alias("d5")
+        ),
+        "serves cosine (<=>) but the query orders by l1 (<+>)",
+    ),
+    "alias of an alias, another metric": (
+        lambda: (lambda a: select(a.c.id).order_by(a.c.embedding.l1_distance(Q)).limit(5))(
+            t.alias("d7").alias("d8")
         ),
         "serves cosine (<=>) but the query orders by l1 (<+>)",
     ),

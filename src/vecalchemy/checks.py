@@ -45,7 +45,7 @@ from sqlalchemy.sql.elements import (
 )
 from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.schema import Column
-from sqlalchemy.sql.selectable import Alias
+from sqlalchemy.sql.selectable import Alias, ScalarSelect, SelectBase
 
 from .exc import VectorIndexWarning
 from .indexes import VectorIndexSpec, _is_autocommit, vector_index_spec
@@ -152,9 +152,21 @@ def _distance(expr: Any) -> tuple[str, Any, str | None] | None:
     return None
 
 
+def _outer_nodes(expr: Any) -> Iterator[Any]:
+    """``expr`` and the elements inside it, not descending into subqueries: a scalar
+    subquery is a value to the outer query (``(SELECT emb FROM t WHERE id = 42) <-> emb``),
+    whatever its own columns."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, (ScalarSelect, SelectBase)):
+            stack.extend(reversed(list(node.get_children())))
+
+
 def _distance_in(expr: Any) -> tuple[str, Any] | None:
     """(metric, operand) of the first distance operator or function inside ``expr``."""
-    for node in visitors.iterate(expr):
+    for node in _outer_nodes(expr):
         found = _distance(node)
         if found is not None:
             return found[0], found[1]
@@ -183,15 +195,17 @@ def _table_column(node: Any) -> Column[Any] | None:
     table = node.table
     if isinstance(node, Column) and isinstance(table, Table):
         return node
-    if isinstance(table, Alias) and isinstance(table.element, Table):
-        base = table.element.c.get(node.key)
+    while isinstance(table, Alias):  # (an alias of an alias of the table, too)
+        table = table.element
+    if isinstance(table, Table) and table is not node.table:
+        base = table.c.get(node.key)
         if isinstance(base, Column):
             return base
     return None
 
 
 def _columns_of(expr: Any) -> list[Column[Any]]:
-    found = (_table_column(node) for node in visitors.iterate(expr))
+    found = (_table_column(node) for node in _outer_nodes(expr))
     return [col for col in found if col is not None]
 
 
