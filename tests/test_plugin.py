@@ -28,6 +28,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 
 from vecalchemy import (
@@ -144,14 +145,22 @@ def test_a_bare_array_goes_as_vector_or_halfvec_by_dtype(
     try:
         with eng.connect() as conn:
             got = conn.exec_driver_sql(
-                "SELECT %s::vector::text, %s::halfvec::text, pg_typeof(%s::halfvec)::text",
+                "SELECT %s::text, %s::text, pg_typeof(%s)::text, pg_typeof(%s)::text",
                 (
                     np.array([1.5, -2, 3], np.float32),
                     np.array([0.5, 65504], np.float16),
+                    np.array([1, 2], np.float32),
                     np.array([1, 2], np.float16),
                 ),
             ).one()
-            assert tuple(got) == ("[1.5,-2,3]", "[0.5,65504]", "halfvec")
+            assert tuple(got) == ("[1.5,-2,3]", "[0.5,65504]", "vector", "halfvec")
+            # typed on the wire: an array cannot land in a column of another type
+            conn.exec_driver_sql("CREATE TEMP TABLE blobs (b bytea)")
+            with pytest.raises(sa_exc.ProgrammingError, match="is of type bytea but expression"):
+                conn.exec_driver_sql(
+                    "INSERT INTO blobs VALUES (%s)", (np.array([1, 2], np.float32),)
+                )
+            conn.rollback()
             with pytest.raises(InvalidVectorError) as e:
                 conn.exec_driver_sql("SELECT %s::vector", (np.array([1, 2], np.int64),))
             assert "sent as vector (1-D float32) or halfvec (1-D float16)" in str(e.value)
