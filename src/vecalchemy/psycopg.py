@@ -120,16 +120,25 @@ class _ArrayBinaryDumper(Dumper):
     sql_type = ""
 
     def get_key(self, obj: np.ndarray, format: Any) -> Any:
-        return (self.cls, _array_type(obj))
+        key = _ARRAY_KEYS.get(obj.dtype)
+        if key is None or obj.ndim != 1:
+            _array_type(obj)  # raises, naming what came
+        return key
 
     def upgrade(self, obj: np.ndarray, format: Any) -> Dumper:
         dumper = copy.copy(self)
         dumper.sql_type = _array_type(obj)
         dumper.oid = self.type_oids.get(dumper.sql_type, 0)
+        dumper._wire = codecs._WIRE[dumper.sql_type]
         return dumper
 
+    _wire: Any = None
+
     def dump(self, obj: np.ndarray) -> bytes:
-        return codecs.encode_dense_binary(obj, self.sql_type or _array_type(obj))
+        if self._wire is None:  # (not upgraded: psycopg always upgrades by get_key)
+            return codecs.encode_dense_binary(obj, _array_type(obj))
+        # codecs.encode_dense_binary, its lookups done once per dumper
+        return _DENSE_HEADER(obj.shape[0], 0) + obj.astype(self._wire).tobytes()
 
 
 class _ArrayTextDumper(_ArrayBinaryDumper):
@@ -141,6 +150,9 @@ class _ArrayTextDumper(_ArrayBinaryDumper):
 
 
 _ARRAY_TYPES = {np.dtype(np.float32): "vector", np.dtype(np.float16): "halfvec"}
+#: psycopg's dumper cache keys, one constant per dtype (no allocation per value)
+_ARRAY_KEYS = {dtype: ("vecalchemy array", name) for dtype, name in _ARRAY_TYPES.items()}
+_DENSE_HEADER = codecs._HEADER.pack
 
 
 def _array_type(obj: np.ndarray) -> str:
