@@ -478,19 +478,26 @@ def _result_formats(messages: list[list[str]]) -> list[str]:
     return bind.split()[-1:]
 
 
+def _traced_rows(engine: Engine, stmt: Any) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """PreparedQuery's rows (checked against ``Connection.execute``'s) and the result
+    format codes its Bind asked for."""
+    pq = PreparedQuery(stmt)
+    with engine.connect() as conn:
+        with libpq_trace(conn) as messages:
+            got = pq.all(conn, q=Q)
+        assert_same_rows(got, conn.execute(stmt, {"q": Q}).all())
+    assert pq._plan(engine.dialect).binary is (_result_formats(messages) == ["1"])
+    return got, _result_formats(messages)
+
+
 def test_binary_results_for_vectors_with_binary_safe_columns(db: Engine) -> None:
     stmt = (
         select(items.c.id, items.c.label, items.c.v, items.c.h, items.c.s)
         .order_by(items.c.v.cosine_distance(bindparam("q")), items.c.id)
         .limit(6)
     )
-    pq = PreparedQuery(stmt)
-    with db.connect() as conn:
-        with libpq_trace(conn) as messages:
-            got = pq.all(conn, q=Q)
-        assert_same_rows(got, conn.execute(stmt, {"q": Q}).all())
-    assert pq._plan(db.dialect).binary is True
-    assert _result_formats(messages) == ["1"]
+    _, formats = _traced_rows(db, stmt)
+    assert formats == ["1"]
 
 
 @pytest.mark.parametrize("column", ["ts", "color"])
@@ -504,13 +511,8 @@ def test_text_results_when_a_column_has_no_binary_loader(engine: Engine, column:
     stmt = select(extras.c.id, extras.c.v, extras.c[column]).order_by(
         extras.c.v.l2_distance(bindparam("q"))
     )
-    pq = PreparedQuery(stmt)
-    with engine.connect() as conn:
-        with libpq_trace(conn) as messages:
-            got = pq.all(conn, q=Q)
-        assert_same_rows(got, conn.execute(stmt, {"q": Q}).all())
-    assert pq._plan(engine.dialect).binary is False
-    assert _result_formats(messages) == ["0"]
+    got, formats = _traced_rows(engine, stmt)
+    assert formats == ["0"]
     value = got[0][2]
     assert value == ("'brown':3 'fox':4 'quick':2 'the':1" if column == "ts" else Color.blue)
     np.testing.assert_array_equal(got[0][1], Q)
