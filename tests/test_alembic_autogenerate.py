@@ -604,3 +604,36 @@ def test_plain_index_replaced_by_a_vector_index_of_the_same_name(project: Alembi
     project.downgrade("-1")
     assert "USING btree (cat)" in project.indexes()["ix_e"]
     downgrade_to_empty(project)
+
+
+_OPTS_SCRIPT = """
+import sys
+from alembic.autogenerate import produce_migrations
+from alembic.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine
+import vecalchemy, vecalchemy_alembic
+vecalchemy_alembic.register()
+url, schema = sys.argv[1], sys.argv[2]
+md = MetaData()
+Table("opts_t", md, Column("id", Integer, primary_key=True),
+      Column("v", vecalchemy.Vector(3)))
+eng = create_engine(url, connect_args={"options": f"-csearch_path={schema},public"})
+user_opts = {"compare_type": True, "target_metadata": md}
+with eng.connect() as conn:
+    ctx = MigrationContext.configure(conn, opts=user_opts)
+    script = produce_migrations(ctx, md)
+print(sorted(user_opts) == ["compare_type", "target_metadata"], "render_item" in ctx.opts)
+"""
+
+
+def test_autogenerate_leaves_the_users_migration_options_untouched(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    # register() changes process-wide state, so it runs in a process of its own
+    out = subprocess.run(
+        [sys.executable, "-c", _OPTS_SCRIPT, vector_database_url, vector_schema],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["True", "False"]

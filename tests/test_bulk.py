@@ -251,7 +251,8 @@ def test_copy_rows_refuses_halfvec_values_beyond_65504(engine: Engine) -> None:
     with Session(engine) as session, pytest.raises(InvalidVectorError) as err:
         copy_rows(session, Doc, {"id": np.arange(3), "half": m}, progress=False)
     assert str(err.value) == (
-        'half (halfvec(4)): "70000.0" is out of range for type halfvec (row 1, element 0)'
+        'half (halfvec(4)): "70000" is out of range for type halfvec (row 1, element 0) '
+        "(largest magnitude 65504)"
     )
 
 

@@ -42,8 +42,9 @@ from vecalchemy import (
     register_adapters,
     register_adapters_async,
 )
+from vecalchemy import plugin as plugin_module
 from vecalchemy.codecs import check_bits, check_dense
-from vecalchemy.dialect import VecalchemyDialect
+from vecalchemy.dialect import VecalchemyAsyncDialect, VecalchemyDialect, VecalchemyDialectMixin
 from vecalchemy.psycopg import BitParam, DenseParam, HalfVecParam, fetch_type_oids
 from vecalchemy.testing import libpq_conninfo
 
@@ -78,7 +79,7 @@ def test_plugin_named_in_the_url_turns_on_binary_binds(
     url = make_url(vector_database_url).update_query_dict({"plugin": "vecalchemy"})
     eng = create_engine(url, connect_args={"options": f"-csearch_path={vector_schema},public"})
     try:
-        assert getattr(eng.dialect, "_vecalchemy_binary", False) is True
+        assert isinstance(eng.dialect, VecalchemyDialect)
         assert "plugin" not in eng.url.query
         md = MetaData()
         t = Table("u", md, Column("id", Integer, primary_key=True), Column("v", Vector(2)))
@@ -236,7 +237,7 @@ def test_install_is_idempotent_and_refuses_other_drivers(vector_database_url: st
     try:
         assert install(eng) is True and install(eng) is True
         assert install(other) is False
-        assert getattr(other.dialect, "_vecalchemy_binary", False) is False
+        assert not isinstance(other.dialect, VecalchemyDialectMixin)
         with eng.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw is not None
@@ -450,5 +451,108 @@ def test_install_on_a_used_engine_reaches_its_pooled_connections(
             oid = server_oids(raw)["vector"]
             assert raw.adapters.get_loader(oid, Format.BINARY) is not None
         assert got == 3
+    finally:
+        eng.dispose()
+
+
+# --- one activation path -----------------------------------------------------------------
+
+
+def _plain_dialect_vars() -> set[str]:
+    eng = create_engine("postgresql+psycopg://u@localhost/db")  # (never connects)
+    try:
+        return set(vars(eng.dialect))
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("how", ["plugins", "url"])
+def test_a_plugin_engines_dialect_is_vecalchemys_with_nothing_assigned_to_it(
+    vector_database_url: str, how: str
+) -> None:
+    if how == "plugins":
+        eng = create_engine(vector_database_url, plugins=["vecalchemy"])
+    else:
+        eng = create_engine(
+            make_url(vector_database_url).update_query_dict({"plugin": "vecalchemy"})
+        )
+    try:
+        assert type(eng.dialect) is VecalchemyDialect
+        assert eng.dialect.driver == "psycopg"
+        # the instance holds what any psycopg dialect instance holds, and no method or
+        # class vecalchemy put there
+        assert set(vars(eng.dialect)) == _plain_dialect_vars()
+        assert not any(
+            callable(v) or isinstance(v, type)
+            for k, v in vars(eng.dialect).items()
+            if "vecalchemy" in repr(v).lower()
+        )
+        with eng.connect() as conn:
+            assert (
+                conn.execute(
+                    select(func.vector_dims(bindparam("v", type_=Vector(3))) + 0), {"v": [1, 2, 3]}
+                ).scalar()
+                == 3
+            )
+    finally:
+        eng.dispose()
+
+
+async def test_an_async_plugin_engine_gets_the_async_vecalchemy_dialect(
+    vector_database_url: str,
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    eng = create_async_engine(vector_database_url, plugins=["vecalchemy"])
+    try:
+        assert type(eng.dialect) is VecalchemyAsyncDialect
+        assert eng.dialect.driver == "psycopg"  # (as SQLAlchemy's own async psycopg dialect)
+        async with eng.connect() as conn:
+            got = await conn.execute(select(bindparam("v", type_=Vector(2))), {"v": [1, 2]})
+            assert got.scalar().tolist() == [1, 2]
+    finally:
+        await eng.dispose()
+
+
+def test_the_plugin_leaves_other_drivers_urls_alone() -> None:
+    from vecalchemy.plugin import VecalchemyPlugin
+
+    plugin = VecalchemyPlugin(make_url("sqlite://"), {})
+    for url in ("sqlite://", "postgresql://u@h/d", "mysql+pymysql://u@h/d"):
+        assert plugin.update_url(make_url(url)).drivername == make_url(url).drivername
+    assert plugin.update_url(make_url("postgresql+psycopg://u@h/d?plugin=vecalchemy")) == (
+        make_url("postgresql+vecalchemy://u@h/d")
+    )
+
+
+def test_binds_are_binary_by_the_dialects_colspecs_and_a_users_subclass_keeps_its_class(
+    vector_database_url: str,
+) -> None:
+    class Scaled(Vector):
+        cache_ok = True
+
+    plain = create_engine(vector_database_url)
+    ours = create_engine(vector_database_url, plugins=["vecalchemy"])
+    try:
+        for vtype in (Vector(3), HalfVec(3), Scaled(3)):
+            on_plain, on_ours = vtype.dialect_impl(plain.dialect), vtype.dialect_impl(ours.dialect)
+            assert type(on_ours) is type(vtype) and type(on_plain) is type(vtype)
+            assert on_plain.impl_instance.bind_format == "text"
+            assert on_ours.impl_instance.bind_format == "binary"
+            assert on_ours.metric == vtype.metric
+            assert isinstance(on_plain.bind_processor(plain.dialect)(np.ones(3)), str)
+            assert not isinstance(on_ours.bind_processor(ours.dialect)(np.ones(3)), str)
+    finally:
+        plain.dispose()
+        ours.dispose()
+
+
+def test_install_on_a_vecalchemy_engine_adds_only_engine_events(vector_database_url: str) -> None:
+    eng = create_engine(vector_database_url, plugins=["vecalchemy"])
+    try:
+        before = set(vars(eng.dialect))
+        assert install(eng) is True
+        assert set(vars(eng.dialect)) == before
+        assert not event.contains(eng, "connect", plugin_module._on_connect)
     finally:
         eng.dispose()

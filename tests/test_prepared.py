@@ -59,7 +59,7 @@ from vecalchemy import (
     VectorIndexWarning,
     search_settings,
 )
-from vecalchemy.metrics import METRICS, metrics_for
+from vecalchemy.facts import METRICS, metrics_for
 
 N = 20
 DIM = 3

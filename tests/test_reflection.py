@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 import pytest
+from conftest import make_engine
 from sqlalchemy import Column, Integer, MetaData, Table, insert, inspect, select
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Engine
@@ -89,3 +90,50 @@ def test_reflected_dimensions_match_the_catalog(
     )
     types = {c["name"]: c["type"] for c in inspect(engine).get_columns("r")}
     assert {n: types[n].dim for n in catalog} == catalog
+
+
+# --- whoever imports last: the dialect's own names against the module-level ones ----------
+
+_REFLECT_SCRIPT = """
+import sys
+from sqlalchemy import create_engine, inspect
+url, schema, order = sys.argv[1], sys.argv[2], sys.argv[3]
+if order == "pgvector-first":
+    import pgvector.sqlalchemy
+    import vecalchemy
+else:
+    import vecalchemy
+    import pgvector.sqlalchemy
+answers = []
+for driver in ("postgresql+psycopg", "postgresql+vecalchemy"):
+    eng = create_engine(
+        url.replace("postgresql+psycopg", driver),
+        connect_args={"options": f"-csearch_path={schema},public"},
+    )
+    col = {c["name"]: c["type"] for c in inspect(eng).get_columns("r")}["v"]
+    answers.append(f"{type(col).__module__}.{type(col).__name__}")
+    eng.dispose()
+print(" ".join(answers))
+"""
+
+
+@pytest.mark.parametrize("order", ["pgvector-first", "vecalchemy-first"])
+def test_vecalchemy_engines_reflect_vecalchemy_types_whatever_was_imported_last(
+    vector_database_url: str, vector_schema: str, order: str
+) -> None:
+    import subprocess
+    import sys
+
+    create(make_engine(vector_database_url, vector_schema, "text"))
+    out = subprocess.run(
+        [sys.executable, "-c", _REFLECT_SCRIPT, vector_database_url, vector_schema, order],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    plain, ours = out
+    # a vecalchemy engine answers with vecalchemy's type in both orders
+    assert ours == "vecalchemy.types.Vector"
+    # a plain engine gets the module-level registration: pgvector.sqlalchemy assigns its
+    # names unconditionally, vecalchemy only where none is set, so pgvector's wins both ways
+    assert plain.startswith("pgvector.sqlalchemy")

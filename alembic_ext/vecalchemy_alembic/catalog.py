@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import visitors
 
-from vecalchemy.indexes import INDEX_OPTIONS, VectorIndexSpec
-from vecalchemy.metrics import INDEX_METHODS
+from vecalchemy.facts import INDEX_METHODS, INDEX_OPTIONS
+from vecalchemy.indexes import VectorIndexSpec
 
 from .ddl import create_index_sql, sql_text
 

@@ -198,9 +198,10 @@ def compare_vector_extension(
         return
     _seen_migrations.add(upgrade_ops)
     # vecalchemy types render as vecalchemy.Vector(n) with their import, unless env.py
-    # chose its own render_item (which may call vecalchemy_alembic.render_item)
+    # chose its own render_item (which may call vecalchemy_alembic.render_item). The
+    # options are this run's copy: the user's MigrationContext.opts stay untouched.
     if autogen_context.opts.get("render_item") is None:
-        autogen_context.opts["render_item"] = render_item
+        autogen_context.opts = {**autogen_context.opts, "render_item": render_item}
     conn = autogen_context.connection
     assert conn is not None
     if not _needs_extension(upgrade_ops) or _has_extension(conn):

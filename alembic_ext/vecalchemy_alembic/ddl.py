@@ -1,7 +1,7 @@
 """The SQL of vector indexes and of the ``vector`` extension, built from checked parts.
 
 Identifiers are quoted with the dialect's identifier preparer; the index method, the
-operator class and the option names come from :mod:`vecalchemy.metrics` /
+operator class and the option names come from :mod:`vecalchemy.facts` /
 :mod:`vecalchemy.indexes` after validation, option values are checked ints, and SQL
 expressions are compiled by SQLAlchemy (``literal_binds``), never formatted from user
 values. The one exception is SQL the migration's author writes as such: a key or

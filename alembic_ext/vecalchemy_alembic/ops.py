@@ -30,13 +30,14 @@ from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.elements import Label, TextClause
 
 from vecalchemy.exc import IndexDefinitionError
-from vecalchemy.indexes import validate_vector_index
-from vecalchemy.metrics import (
+from vecalchemy.facts import (
     DEFAULT_OPCLASS,
     INDEX_METHODS,
     metrics_for,
+    opclass_for,
     opclass_info,
 )
+from vecalchemy.indexes import validate_vector_index
 from vecalchemy.types import TYPES_BY_SQL_TYPE, VectorType
 
 from .ddl import (
@@ -165,7 +166,7 @@ class CreateVectorIndexOp(MigrateOperation):
         elif metric is None and DEFAULT_OPCLASS.get(self.method) is None:
             raise IndexDefinitionError(  # HNSW is the method without one
                 f"HNSW index {self.index_name!r}: HNSW has no default operator class; give "
-                "opclass= (e.g. 'vector_cosine_ops') or metric= (e.g. 'cosine')"
+                f"opclass= (e.g. '{opclass_for('vector', 'cosine')}') or metric= (e.g. 'cosine')"
             )
         else:
             sql_type = "vector"
@@ -428,7 +429,7 @@ def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | N
             f"index {op.index_name!r}: cannot tell the type of {_describe(op.expression)!r} "
             f"to choose the operator class for metric {op.metric!r}"
             + (" in offline mode" if ctx.as_sql else "")
-            + "; give opclass= (e.g. 'vector_cosine_ops') or a typed expression"
+            + f"; give opclass= (e.g. '{opclass_for('vector', 'cosine')}') or a typed expression"
         )
     row = ctx.bind.execute(  # type: ignore[union-attr]
         _COLUMN_TYPE, {"schema": op.schema, "table": op.table_name, "column": op.expression}
@@ -442,7 +443,8 @@ def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | N
         raise IndexDefinitionError(
             f"index {op.index_name!r}: column {op.expression!r} of {where} is bit varying: "
             f"type not supported for {op.method} index; index a fixed-length cast, e.g. "
-            f"sa.text('(({op.expression})::bit(64))') with opclass='bit_hamming_ops'"
+            f"sa.text('(({op.expression})::bit(64))') with "
+            f"opclass='{opclass_for('bit', 'hamming')}'"
         )
     sql_type = str(row[0])
     type_class = TYPES_BY_SQL_TYPE.get(sql_type)

@@ -8,6 +8,8 @@ reflection (idempotent).
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from .bulk import copy_rows, copy_rows_async, fetch_matrix, fetch_matrix_async
 from .checks import (
     IndexProblem,
@@ -21,9 +23,11 @@ from .exc import (
     IndexDefinitionError,
     InvalidVectorError,
     SearchSettingError,
+    UnsupportedSQLAlchemyError,
     VecalchemyError,
     VectorIndexWarning,
 )
+from .facts import METRICS, BuildSettings, Metric, index_build_settings, opclass_for
 from .functions import (
     avg,
     binary_quantize,
@@ -35,16 +39,13 @@ from .functions import (
 )
 from .indexes import (
     BuildProgress,
-    BuildSettings,
     HnswIndex,
     IvfflatIndex,
     VectorIndexSpec,
     build_vector_index,
-    index_build_settings,
     validate_vector_index,
     vector_index_spec,
 )
-from .metrics import METRICS, Metric, opclass_for
 from .plugin import VecalchemyPlugin, install
 from .prepared import PreparedQuery
 from .psycopg import (
@@ -65,7 +66,8 @@ from .search import (
 from .types import Bit, HalfVec, SparseVec, Vector, VectorType, register_reflection
 from .values import SparseVector
 
-__version__ = "0.1.0"
+#: The installed distribution's version (one source: ``pyproject.toml``).
+__version__ = _metadata.version("vecalchemy")
 
 __all__ = [
     "Vector",
@@ -122,6 +124,7 @@ __all__ = [
     "IndexDefinitionError",
     "SearchSettingError",
     "VectorIndexWarning",
+    "UnsupportedSQLAlchemyError",
 ]
 
 register_reflection()

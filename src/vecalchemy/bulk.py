@@ -1,10 +1,11 @@
 """Bulk load and bulk fetch of vectors through PostgreSQL's binary ``COPY``.
 
 :func:`copy_rows` writes a whole ``(n, dim)`` matrix (plus other columns) with
-``COPY table (cols) FROM STDIN (FORMAT BINARY)``: the matrix is validated once, then
+``COPY table (cols) FROM STDIN (FORMAT BINARY)``: the matrix is validated once (by the
+validator INSERT binds use, converted once when its dtype is not the column's), then
 encoded chunk by chunk into one NumPy record array per chunk (row header, field
-lengths and big-endian floats interleaved at C speed), so memory stays bounded by the
-chunk. Columns that have no fixed-width binary form (text, NULLs, timestamps...) go
+lengths and big-endian floats interleaved at C speed), so the encoding's memory stays
+bounded by the chunk. Columns that have no fixed-width binary form (text, NULLs, timestamps...) go
 through psycopg's ``Copy.write_row`` with the vectors still encoded by NumPy.
 
 :func:`fetch_matrix` reads one vector column (or a one-column select) as a single
@@ -33,9 +34,16 @@ from sqlalchemy.sql.schema import Column
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .codecs import check_sparse, encode_sparse_binary
+from .codecs import check_dense_matrix, check_sparse, encode_sparse_binary
+from .connections import async_connection, sync_connection
 from .exc import InvalidVectorError
-from .metrics import HALFVEC_MAX, MAX_DIM
+from .facts import (
+    DENSE_DTYPES,
+    DENSE_HEADER,
+    DENSE_HEADER_FIELDS,
+    FIXED_WIDTH_TYPES,
+    WIRE_DTYPES,
+)
 from .types import HalfVec, SparseVec, Vector, VectorType
 
 __all__ = ["copy_rows", "copy_rows_async", "fetch_matrix", "fetch_matrix_async"]
@@ -49,17 +57,8 @@ COPY_TRAILER = struct.pack(">h", -1)
 CHUNK_BYTES = 8 * 1024 * 1024
 
 _BYTEA_OID = 17
-#: Fixed-width PostgreSQL types encoded by NumPy: oid -> (name, big-endian dtype).
-_FIXED: dict[int, tuple[str, str]] = {
-    16: ("boolean", "?"),
-    21: ("smallint", ">i2"),
-    23: ("integer", ">i4"),
-    20: ("bigint", ">i8"),
-    700: ("real", ">f4"),
-    701: ("double precision", ">f8"),
-}
-_WIRE = {"vector": ">f4", "halfvec": ">f2"}
-_RESULT = {"vector": np.float32, "halfvec": np.float16}
+#: the length word before each field of a binary COPY row
+_FIELD_LENGTH = ">i4"
 
 _COLUMNS_QUERY = (
     "SELECT a.attname, a.atttypid::int8 FROM pg_catalog.pg_attribute a "
@@ -82,14 +81,13 @@ class _Field:
 
     def fixed_dtype(self, prefix: str) -> list[tuple[Any, ...]]:
         """Record fields of this column (length word + payload) for the all-NumPy path."""
-        if self.kind in _WIRE:
+        if self.kind in WIRE_DTYPES:
             return [
-                (f"{prefix}len", ">i4"),
-                (f"{prefix}dim", ">u2"),
-                (f"{prefix}unused", ">u2"),
-                (f"{prefix}v", _WIRE[self.kind], (self.dim,)),
+                (f"{prefix}len", _FIELD_LENGTH),
+                *((f"{prefix}{name}", dtype) for name, dtype in DENSE_HEADER_FIELDS),
+                (f"{prefix}v", WIRE_DTYPES[self.kind], (self.dim,)),
             ]
-        return [(f"{prefix}len", ">i4"), (f"{prefix}v", _FIXED[self.oid][1])]
+        return [(f"{prefix}len", _FIELD_LENGTH), (f"{prefix}v", FIXED_WIDTH_TYPES[self.oid][1])]
 
 
 def _table_of(target: Any) -> tuple[Table, dict[str, Column[Any]]]:
@@ -112,48 +110,8 @@ def _table_of(target: Any) -> tuple[Table, dict[str, Column[Any]]]:
     return table, by_name
 
 
-def _check_matrix(values: Any, col: Column[Any], sql_type: str, dim: int | None) -> np.ndarray:
-    """Validate a whole ``(n, dim)`` matrix for a vector/halfvec column before sending."""
-    label = f"{col.name} ({sql_type}({dim}))" if dim else f"{col.name} ({sql_type})"
-    m = np.asarray(values)
-    if m.dtype.kind not in "iuf":
-        raise InvalidVectorError(f"{label}: expected a numeric matrix, got dtype {m.dtype}")
-    if m.ndim != 2:
-        raise InvalidVectorError(f"{label}: expected a 2-D (n, dim) matrix, got shape {m.shape}")
-    n, d = m.shape
-    if d == 0 or d > MAX_DIM:
-        raise InvalidVectorError(
-            f"{label}: a {sql_type} has 1 to {MAX_DIM} dimensions, got {d} columns"
-        )
-    if dim is not None and d != dim:
-        raise InvalidVectorError(f"{label}: expected {dim} dimensions, not {d}")
-    wire = np.dtype(_RESULT[sql_type])
-    if m.dtype.kind == "f":
-        # One float64 sum finds any NaN/inf; the slow search runs only to name the row.
-        finite = bool(np.isfinite(m.sum(dtype=np.float64)))
-        limit = HALFVEC_MAX if sql_type == "halfvec" else float(np.finfo(np.float32).max)
-        if finite and (m.dtype.itemsize > wire.itemsize) and m.size:
-            finite = float(np.abs(m).max()) <= limit
-        if not finite:
-            bad = ~np.isfinite(m) | (np.abs(m) > limit)
-            row, elem = (int(i) for i in np.argwhere(bad)[0])
-            value = m[row, elem]
-            what = "NaN" if np.isnan(value) else ("infinite value" if np.isinf(value) else None)
-            if what:
-                raise InvalidVectorError(
-                    f"{label}: {what} not allowed in {sql_type} (row {row}, element {elem})"
-                )
-            raise InvalidVectorError(
-                f'{label}: "{value}" is out of range for type {sql_type} '
-                f"(row {row}, element {elem})"
-            )
-    elif m.size and sql_type == "halfvec" and int(np.abs(m).max()) > HALFVEC_MAX:
-        raise InvalidVectorError(f"{label}: a value is out of range for type halfvec")
-    return m
-
-
 def _check_fixed(values: np.ndarray, col: Column[Any], oid: int) -> None:
-    name, wire = _FIXED[oid]
+    name, wire = FIXED_WIDTH_TYPES[oid]
     kind = np.dtype(wire).kind
     if values.dtype.kind == "f" and kind in "iub":
         raise InvalidVectorError(
@@ -196,7 +154,7 @@ def _prepare(
         oid = oids[col.name]
         ctype = col.type
         if isinstance(ctype, (Vector, HalfVec)):
-            m = _check_matrix(values, col, ctype.sql_type, ctype.dim)
+            m = check_dense_matrix(values, ctype.sql_type, ctype.dim, name=col.name)
             fields.append(_Field(col, oid, ctype.sql_type, m, m.shape[1]))
             lengths[key] = m.shape[0]
         elif isinstance(ctype, SparseVec):
@@ -211,10 +169,15 @@ def _prepare(
         else:
             arr = values if isinstance(values, np.ndarray) else None
             if arr is None and isinstance(values, Sequence) and not isinstance(values, str):
-                probe = np.asarray(values) if oid in _FIXED else None
+                probe = np.asarray(values) if oid in FIXED_WIDTH_TYPES else None
                 arr = probe if probe is not None and probe.dtype.kind in "biuf" else None
                 lengths[key] = len(values)
-            if arr is not None and oid in _FIXED and arr.ndim == 1 and arr.dtype.kind in "biuf":
+            if (
+                arr is not None
+                and oid in FIXED_WIDTH_TYPES
+                and arr.ndim == 1
+                and arr.dtype.kind in "biuf"
+            ):
                 _check_fixed(arr, col, oid)
                 fields.append(_Field(col, oid, "fixed", arr))
                 lengths[key] = arr.shape[0]
@@ -252,7 +215,7 @@ def _chunk_rows(fields: list[_Field], n: int, chunk_rows: int | None) -> int:
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
             raise ValueError(f"copy_rows: chunk_rows must be a positive int, got {chunk_rows!r}")
         return chunk_rows
-    row_bytes = 2 + sum(8 + 4 * f.dim if f.kind in _WIRE else 16 for f in fields)
+    row_bytes = 2 + sum(8 + 4 * f.dim if f.kind in WIRE_DTYPES else 16 for f in fields)
     return max(1, CHUNK_BYTES // row_bytes)
 
 
@@ -266,12 +229,12 @@ def _encode_fixed_chunks(
     buf = np.empty(min(chunk, n), dtype=dtype)
     buf["nfields"] = len(fields)
     for i, f in enumerate(fields):
-        if f.kind in _WIRE:
-            buf[f"c{i}_len"] = 4 + np.dtype(_WIRE[f.kind]).itemsize * f.dim
+        if f.kind in WIRE_DTYPES:
+            buf[f"c{i}_len"] = DENSE_HEADER.size + WIRE_DTYPES[f.kind].itemsize * f.dim
             buf[f"c{i}_dim"] = f.dim
             buf[f"c{i}_unused"] = 0
         else:
-            buf[f"c{i}_len"] = np.dtype(_FIXED[f.oid][1]).itemsize
+            buf[f"c{i}_len"] = np.dtype(FIXED_WIDTH_TYPES[f.oid][1]).itemsize
     for start in range(0, n, chunk):
         rec = buf[: min(chunk, n - start)]
         for i, f in enumerate(fields):
@@ -288,9 +251,9 @@ def _row_chunks(fields: list[_Field], n: int, chunk: int) -> Iterator[list[tuple
         cols: list[Sequence[Any]] = []
         it = iter(iters)
         for f in fields:
-            if f.kind in _WIRE:
+            if f.kind in WIRE_DTYPES:
                 rec = np.empty(
-                    stop - start, [("dim", ">u2"), ("unused", ">u2"), ("v", _WIRE[f.kind], f.dim)]
+                    stop - start, [*DENSE_HEADER_FIELDS, ("v", WIRE_DTYPES[f.kind], f.dim)]
                 )
                 rec["dim"] = f.dim
                 rec["unused"] = 0
@@ -319,7 +282,7 @@ def _row_chunks(fields: list[_Field], n: int, chunk: int) -> Iterator[list[tuple
 
 
 def _copy_types(fields: list[_Field]) -> list[int]:
-    return [_BYTEA_OID if f.kind in (*_WIRE, "sparsevec") else f.oid for f in fields]
+    return [_BYTEA_OID if f.kind in (*WIRE_DTYPES, "sparsevec") else f.oid for f in fields]
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
@@ -330,19 +293,6 @@ def _progress(total: int, enabled: bool, desc: str) -> Any:
     except ImportError:  # the "progress" extra is optional
         return None
     return tqdm(total=total, unit="row", desc=desc)
-
-
-def _connection(conn: Connection | Session) -> Connection:
-    if isinstance(conn, Session):
-        return conn.connection()
-    if isinstance(conn, Connection):
-        if not conn.in_transaction():
-            conn.begin()  # the COPY joins the caller's (auto-begun) transaction
-        return conn
-    raise TypeError(
-        f"expected a SQLAlchemy Connection or Session, got {type(conn).__name__} "
-        "(use the *_async function for AsyncConnection / AsyncSession)"
-    )
 
 
 def copy_rows(
@@ -368,13 +318,20 @@ def copy_rows(
     still encoded by NumPy. ``chunk_rows`` (default: about 8 MiB of COPY data) bounds
     the memory used for encoding; ``progress`` shows a tqdm bar (``vecalchemy[progress]``).
 
+    Vectors are validated and rounded exactly as an INSERT binds them
+    (:func:`vecalchemy.codecs.check_dense_matrix`, the matrix form of
+    :func:`~vecalchemy.codecs.check_dense`): float4 first, then binary16 for halfvec, so
+    65519 is stored as 65504 in a halfvec column and 65520 is refused.
+
     Raises, before the first byte is sent: :class:`~vecalchemy.exc.InvalidVectorError`
     for a matrix that is not 2-D numeric, has the wrong number of columns, holds
-    NaN/±inf (naming the row; pgvector src/vector.c refuses them) or values beyond
-    halfvec's ±65504, or an integer array out of its column's range; ``KeyError`` for
-    an unknown column; ``ValueError`` for columns of different lengths.
+    NaN/±inf (naming the row and element; pgvector src/vector.c refuses them) or values
+    that round beyond float4 or halfvec's ±65504, or an integer array out of its
+    column's range, each worded as an INSERT's with the column named
+    (``embedding (vector(8)): NaN not allowed in vector (row 17, element 3)``);
+    ``KeyError`` for an unknown column; ``ValueError`` for columns of different lengths.
     """
-    conn = _connection(connection)
+    conn = sync_connection(connection, begin=True)  # the COPY joins the caller's transaction
     table_obj, by_name = _table_of(table)
     driver = conn.connection.driver_connection
     assert driver is not None
@@ -387,7 +344,7 @@ def copy_rows(
         bar = _progress(n, progress, f"COPY {table_obj.name}")
         try:
             with cur.copy(_copy_sql(table_obj, fields, conn.dialect)) as copy:
-                if all(f.kind in (*_WIRE, "fixed") for f in fields):
+                if all(f.kind in (*WIRE_DTYPES, "fixed") for f in fields):
                     copy.write(COPY_SIGNATURE)
                     for block, rows_in_block in _encode_fixed_chunks(fields, n, chunk):
                         copy.write(block)
@@ -407,21 +364,6 @@ def copy_rows(
     return n
 
 
-async def _async_connection(connection: AsyncConnection | AsyncSession) -> AsyncConnection:
-    """The AsyncConnection behind ``connection``, inside a transaction."""
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-
-    if isinstance(connection, AsyncSession):
-        return await connection.connection()
-    if isinstance(connection, AsyncConnection):
-        if not connection.in_transaction():
-            await connection.begin()
-        return connection
-    raise TypeError(
-        f"expected an AsyncConnection or AsyncSession, got {type(connection).__name__}"
-    )
-
-
 async def copy_rows_async(
     connection: AsyncConnection | AsyncSession,
     table: Any,
@@ -432,7 +374,7 @@ async def copy_rows_async(
 ) -> int:
     """:func:`copy_rows` for an ``AsyncConnection`` or ``AsyncSession`` (same arguments,
     same validation, same errors)."""
-    aconn = await _async_connection(connection)
+    aconn = await async_connection(connection)
     table_obj, by_name = _table_of(table)
     raw = await aconn.get_raw_connection()
     driver = raw.driver_connection
@@ -447,7 +389,7 @@ async def copy_rows_async(
         bar = _progress(n, progress, f"COPY {table_obj.name}")
         try:
             async with cur.copy(_copy_sql(table_obj, fields, dialect)) as copy:
-                if all(f.kind in (*_WIRE, "fixed") for f in fields):
+                if all(f.kind in (*WIRE_DTYPES, "fixed") for f in fields):
                     await copy.write(COPY_SIGNATURE)
                     for block, rows_in_block in _encode_fixed_chunks(fields, n, chunk):
                         await copy.write(block)
@@ -507,7 +449,7 @@ def _matrix_from_copy(buf: bytearray, sql_type: str, dim: int | None) -> np.ndar
     are byte-swapped block by block onto the start of the same buffer, which is then
     truncated: the peak is the received bytes plus one block.
     """
-    native = np.dtype(_RESULT[sql_type])
+    native = np.dtype(DENSE_DTYPES[sql_type])
     head, tail = len(COPY_SIGNATURE), len(COPY_TRAILER)
     if len(buf) < head + tail or bytes(buf[:11]) != COPY_SIGNATURE[:11]:
         raise InvalidVectorError("fetch_matrix: the server did not send a binary COPY stream")
@@ -517,20 +459,21 @@ def _matrix_from_copy(buf: bytearray, sql_type: str, dim: int | None) -> np.ndar
     (length,) = struct.unpack_from(">i", buf, head + 2)
     if length < 0:
         raise InvalidVectorError("fetch_matrix: row 0 is NULL; a matrix cannot hold NULL rows")
-    (d,) = struct.unpack_from(">H", buf, head + 6)
+    d, _ = DENSE_HEADER.unpack_from(buf, head + 6)
     width = native.itemsize
     row = np.dtype(
         [
             ("nfields", ">i2"),
-            ("len", ">i4"),
-            ("dim", ">u2"),
-            ("unused", ">u2"),
-            ("v", _WIRE[sql_type], (d,)),
+            ("len", _FIELD_LENGTH),
+            *DENSE_HEADER_FIELDS,
+            ("v", WIRE_DTYPES[sql_type], (d,)),
         ]
     )
     n, rest = divmod(body, row.itemsize)
     rows = np.frombuffer(buf, dtype=row, count=n, offset=head) if not rest else None
-    if rows is None or not ((rows["nfields"] == 1).all() and (rows["len"] == 4 + width * d).all()):
+    if rows is None or not (
+        (rows["nfields"] == 1).all() and (rows["len"] == DENSE_HEADER.size + width * d).all()
+    ):
         del rows
         raise InvalidVectorError(
             f"fetch_matrix: the rows are not all non-NULL {sql_type}s of {d} dimensions "
@@ -561,7 +504,7 @@ def fetch_matrix(connection: Connection | Session, target: Any) -> np.ndarray:
     Vector/HalfVec column, :class:`~vecalchemy.exc.InvalidVectorError` when a row is
     NULL or the rows differ in dimension.
     """
-    conn = _connection(connection)
+    conn = sync_connection(connection, begin=True)
     stmt, sql_type, dim = _matrix_statement(target)
     sql, params = _copy_out(stmt, conn.dialect)
     driver = conn.connection.driver_connection
@@ -577,7 +520,7 @@ async def fetch_matrix_async(
     connection: AsyncConnection | AsyncSession, target: Any
 ) -> np.ndarray:
     """:func:`fetch_matrix` for an ``AsyncConnection`` or ``AsyncSession``."""
-    aconn = await _async_connection(connection)
+    aconn = await async_connection(connection)
     stmt, sql_type, dim = _matrix_statement(target)
     sql, params = _copy_out(stmt, aconn.dialect)
     raw = await aconn.get_raw_connection()

@@ -19,6 +19,7 @@ index's operator class. Anything else runs a sequential scan, silently.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -47,9 +48,11 @@ from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.selectable import Alias, ScalarSelect, SelectBase
 
+from . import _private
+from .connections import is_autocommit, sync_connection
 from .exc import VectorIndexWarning
-from .indexes import VectorIndexSpec, _is_autocommit, vector_index_spec
-from .metrics import INDEX_METHODS, METRICS
+from .facts import INDEX_METHODS, METRICS
+from .indexes import VectorIndexSpec, vector_index_spec
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,6 +68,7 @@ __all__ = [
 
 _BY_OPERATOR = {m.operator: m.name for m in METRICS.values()}
 _BY_FUNCTION = {m.function: m.name for m in METRICS.values()}
+_LABEL_REFERENCE, _TEXTUAL_LABEL_REFERENCE = _private.label_reference_types()
 _ARITHMETIC = {
     operators.add,
     operators.sub,
@@ -96,7 +100,9 @@ class IndexProblem:
 
 
 @dataclass
-class _Order:
+class DistanceOrder:
+    """One ORDER BY key that is (or holds) a distance, as the query checks read it."""
+
     metric: str | None  # None: a function form or arithmetic hides it
     operand: ColumnElement[Any] | None  # the side that should be the indexed expression
     desc: bool
@@ -117,9 +123,9 @@ def _strip(expr: Any, select_stmt: Select[Any]) -> tuple[Any, bool]:
         ):
             desc = desc or expr.modifier is operators.desc_op
             expr = expr.element
-        elif isinstance(expr, (Grouping, Label)) or type(expr).__name__ == "_label_reference":
+        elif isinstance(expr, (Grouping, Label, _LABEL_REFERENCE)):
             expr = expr.element
-        elif type(expr).__name__ == "_textual_label_reference":
+        elif isinstance(expr, _TEXTUAL_LABEL_REFERENCE):
             name = expr.element
             found = [c for c in select_stmt.selected_columns if getattr(c, "name", None) == name]
             if not found:
@@ -173,18 +179,19 @@ def _distance_in(expr: Any) -> tuple[str, Any] | None:
     return None
 
 
-def _orders(stmt: Select[Any]) -> Iterator[_Order]:
-    for position, clause in enumerate(stmt._order_by_clauses):
+def distance_orders(stmt: Select[Any]) -> Iterator[DistanceOrder]:
+    """The ORDER BY keys of ``stmt`` that are (or hold) a pgvector distance."""
+    for position, clause in enumerate(_private.order_by_clauses(stmt)):
         expr, desc = _strip(clause, stmt)
         if expr is None:
             continue
         direct = _distance(expr)
         if direct is not None:
-            yield _Order(direct[0], direct[1], desc, direct[2], False, position)
+            yield DistanceOrder(direct[0], direct[1], desc, direct[2], False, position)
             continue
         found = _distance_in(expr)
         if found is not None:
-            yield _Order(found[0], found[1], desc, None, True, position)
+            yield DistanceOrder(found[0], found[1], desc, None, True, position)
 
 
 def _table_column(node: Any) -> Column[Any] | None:
@@ -261,9 +268,9 @@ def _operator(metric: str) -> str:
 
 def _check_select(stmt: Select[Any]) -> list[IndexProblem]:
     problems: list[IndexProblem] = []
-    has_limit = stmt._limit_clause is not None
-    has_where = bool(stmt._where_criteria)
-    for order in _orders(stmt):
+    has_limit = _private.limit_clause(stmt) is not None
+    has_where = stmt.whereclause is not None
+    for order in distance_orders(stmt):
         if order.operand is None:
             continue
         columns = _columns_of(order.operand)
@@ -368,7 +375,9 @@ def check_query(stmt: Any) -> list[IndexProblem]:
 _verdicts: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
-def _verdict(compiled: Any) -> tuple[str, ...]:
+def cached_verdict(compiled: Any) -> tuple[str, ...]:
+    """The warning texts :func:`check_query` gives for a compiled statement's statement,
+    cached per compiled object."""
     try:
         return _verdicts[compiled]
     except KeyError:
@@ -386,9 +395,9 @@ def _before_cursor_execute(
     compiled = getattr(context, "compiled", None)
     if compiled is None or getattr(compiled, "is_ddl", False):
         return
-    messages = _verdict(compiled)
+    messages = cached_verdict(compiled)
     if messages:
-        level = _user_stacklevel()
+        level = user_stacklevel()
         for message in messages:
             warnings.warn(message, VectorIndexWarning, stacklevel=level)
 
@@ -400,12 +409,14 @@ _LIBRARY_DIRS = tuple(
 )
 
 
-def _user_stacklevel() -> int:
+def user_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the caller's line, outside SQLAlchemy."""
-    frame = sys._getframe(1)
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None  # (CPython, PyPy)
+    frame = frame.f_back
     level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
         level += 1
     return level
 
@@ -473,10 +484,6 @@ _AM_SQL = text(
 )
 
 
-def _sync(bind: Connection | Session) -> Connection:
-    return bind.connection() if isinstance(bind, Session) else bind
-
-
 def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
     """Run ``EXPLAIN`` for ``stmt`` (with its bound values) and report the vector index(es)
     the plan uses, if any.
@@ -486,7 +493,7 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
     The statement is planned, not executed. Async: ``await
     async_conn.run_sync(explain_index_usage, stmt)``.
     """
-    conn = _sync(bind)
+    conn = sync_connection(bind)
     raw = conn.execute(_Explain(stmt)).scalar_one()
     doc = json.loads(raw) if isinstance(raw, str) else raw
     vector: list[tuple[str, str]] = []
@@ -558,8 +565,8 @@ def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
-    conn = _sync(bind)
-    if _is_autocommit(conn):
+    conn = sync_connection(bind)
+    if is_autocommit(conn):
         raise ValueError(
             "measure_recall needs a transaction: it turns index scans off with SET LOCAL, "
             "which on this AUTOCOMMIT connection would last a single statement and leave "

@@ -2,7 +2,7 @@
 
 Everything is vectorised with NumPy: one conversion per value, never a Python loop per
 element. Wire formats (pgvector src/vector.c, halfvec.c, sparsevec.c; PostgreSQL
-varbit.c for ``bit``) are big-endian:
+varbit.c for ``bit``) are big-endian (their layouts and dtypes: :mod:`vecalchemy.facts`):
 
 - vector:    ``uint16 dim, uint16 unused=0, dim x float4``
 - halfvec:   ``uint16 dim, uint16 unused=0, dim x binary16``
@@ -11,25 +11,38 @@ varbit.c for ``bit``) are big-endian:
 - bit:       ``int32 bit length, ceil(n/8) bytes, most significant bit first``
 
 The ``check_*`` functions validate user input the way pgvector's input functions do,
-raising :class:`~vecalchemy.exc.InvalidVectorError` with pgvector's wording.
+raising :class:`~vecalchemy.exc.InvalidVectorError` with pgvector's wording. Dense
+values have one validator, whatever the path: :func:`check_dense` for a bound value
+(column binds, :class:`~vecalchemy.PreparedQuery`, the plain-psycopg parameters) and
+its matrix form :func:`check_dense_matrix` for ``copy_rows``.
 """
 
 from __future__ import annotations
 
 import decimal
 import numbers
-import struct
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .exc import InvalidVectorError
-from .metrics import HALFVEC_MAX, MAX_DIM
+from .facts import (
+    BIT_HEADER,
+    DENSE_DTYPES,
+    DENSE_HEADER,
+    HALFVEC_MAX,
+    MAX_DIM,
+    SPARSE_HEADER,
+    SPARSE_INDEX_WIRE,
+    SPARSE_VALUE_WIRE,
+    WIRE_DTYPES,
+)
 from .values import SparseVector
 
 __all__ = [
     "check_dense",
+    "check_dense_matrix",
     "dense_checker",
     "check_sparse",
     "check_bits",
@@ -45,13 +58,6 @@ __all__ = [
     "decode_bits_binary",
     "encode_bits_text",
 ]
-
-#: SQL type name -> NumPy dtype of a dense value as returned to the user.
-DENSE_DTYPES: dict[str, type[np.floating[Any]]] = {"vector": np.float32, "halfvec": np.float16}
-_WIRE: dict[str, np.dtype[Any]] = {"vector": np.dtype(">f4"), "halfvec": np.dtype(">f2")}
-_HEADER = struct.Struct(">HH")
-_SPARSE_HEADER = struct.Struct(">iii")
-_BIT_HEADER = struct.Struct(">i")
 
 
 def _type_label(sql_type: str, dim: int | None) -> str:
@@ -72,7 +78,7 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
     elements; more than 16 000 (pgvector VECTOR_MAX_DIM / HALFVEC_MAX_DIM); ``n != dim``
     (``expected 3 dimensions, not 2``); NaN; ±inf or a float64 beyond float32; for
     halfvec a magnitude that rounds beyond 65504 (``"65520" is out of range for type
-    halfvec``).
+    halfvec``). :func:`check_dense_matrix` applies the same rules to a whole matrix.
     """
     label = _type_label(sql_type, dim)
     arr: np.ndarray
@@ -94,23 +100,73 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
             f"{label}: expected a list, tuple or 1-D NumPy array of numbers, "
             f"got {type(value).__name__}"
         )
-    if arr.dtype.kind == "O" and arr.ndim == 1 and all(_is_real(x) for x in arr):
+    return _check_array(arr, sql_type, dim, _Refusal(label))
+
+
+def check_dense_matrix(
+    values: Any, sql_type: str = "vector", dim: int | None = None, *, name: str | None = None
+) -> np.ndarray:
+    """Validate a whole ``(n, dim)`` matrix for a ``vector``/``halfvec`` column at once.
+
+    ``values``: a 2-D NumPy array of any real dtype, or a sequence of equal-length
+    sequences of numbers. Returns ``(n, dim)`` float32 (``vector``) or float16
+    (``halfvec``): ``values`` itself when it already has that dtype, else one rounded
+    copy. Every row is held to :func:`check_dense`'s rules, rounding and messages, in
+    vectorised NumPy (no Python loop per row); a bad element is placed as ``(row 3,
+    element 5)`` where :func:`check_dense` says ``(element 5)``. ``name`` (a column
+    name) prefixes every message as ``name (vector(8)): ``, in place of the type label
+    :func:`check_dense` puts before some messages.
+
+    Raises :class:`InvalidVectorError` for what :func:`check_dense` refuses, and for a
+    value that is not 2-D (``expected a 2-D (n, dim) matrix, got shape (8,)``).
+    """
+    label = _type_label(sql_type, dim)
+    refusal = _Refusal(label, f"{name} ({label})" if name is not None else None)
+    try:
+        arr = np.asarray(values)
+    except ValueError as e:  # ragged rows
+        raise refusal(f"expected a 2-D (n, dim) matrix of numbers ({e})") from None
+    return _check_array(arr, sql_type, dim, refusal, rows=True)
+
+
+class _Refusal:
+    """Builds the error of one check: ``vector(3): message`` for messages about the
+    value's form, the bare message for those worded as pgvector words them (NaN, range,
+    dimension count), and ``prefix: message`` for every one when the caller names the
+    column (``copy_rows``)."""
+
+    def __init__(self, label: str, prefix: str | None = None) -> None:
+        self.label = label
+        self.prefix = prefix
+
+    def __call__(self, message: str, *, labelled: bool = True) -> InvalidVectorError:
+        if self.prefix is not None:
+            return InvalidVectorError(f"{self.prefix}: {message}")
+        return InvalidVectorError(f"{self.label}: {message}" if labelled else message)
+
+
+def _check_array(
+    arr: np.ndarray, sql_type: str, dim: int | None, refuse: _Refusal, *, rows: bool = False
+) -> np.ndarray:
+    """The checks and the rounding shared by :func:`check_dense` (one ``(n,)`` value)
+    and :func:`check_dense_matrix` (``rows=True``: ``(rows, n)``)."""
+    ndim = 2 if rows else 1
+    if arr.dtype.kind == "O" and arr.ndim == ndim and all(_is_real(x) for x in arr.flat):
         arr = arr.astype(np.float64)  # e.g. Decimal values from a NUMERIC column
     if arr.dtype.kind not in "iuf":
-        raise InvalidVectorError(
-            f"{label}: expected numbers, got non-numeric elements (dtype {arr.dtype})"
-        )
-    if arr.ndim != 1:
-        raise InvalidVectorError(f"{label}: expected a 1-D value, got shape {arr.shape}")
-    n = arr.shape[0]
+        raise refuse(f"expected numbers, got non-numeric elements (dtype {arr.dtype})")
+    if arr.ndim != ndim:
+        shape = "a 2-D (n, dim) matrix" if rows else "a 1-D value"
+        raise refuse(f"expected {shape}, got shape {arr.shape}")
+    n = arr.shape[-1]
     if n == 0:
-        raise InvalidVectorError(f"{sql_type} must have at least 1 dimension")
+        raise refuse(f"{sql_type} must have at least 1 dimension", labelled=False)
     if n > MAX_DIM:
-        raise InvalidVectorError(
-            f"{sql_type} cannot have more than {MAX_DIM} dimensions (got {n})"
+        raise refuse(
+            f"{sql_type} cannot have more than {MAX_DIM} dimensions (got {n})", labelled=False
         )
     if dim is not None and n != dim:
-        raise InvalidVectorError(f"{label}: expected {dim} dimensions, not {n}")
+        raise refuse(f"expected {dim} dimensions, not {n}")
     dtype = DENSE_DTYPES[sql_type]
     if arr.dtype == dtype:
         out = arr
@@ -119,8 +175,10 @@ def check_dense(value: Any, sql_type: str = "vector", dim: int | None = None) ->
             # like pgvector's input functions: parse as float4 (strtof), then round to
             # binary16 for halfvec (src/halfvec.c), so both paths round the same way
             out = arr.astype(np.float32).astype(dtype, copy=False)
-    if out.dtype.kind == "f" and not np.isfinite(out).all():
-        _raise_not_finite(arr, out, sql_type)
+    # a matrix: one float64 sum finds any NaN/inf without an (n, dim) temporary
+    finite = np.isfinite(out.sum(dtype=np.float64)) if rows else np.isfinite(out).all()
+    if not finite:
+        _raise_not_finite(arr, out, sql_type, refuse)
     return out
 
 
@@ -168,16 +226,18 @@ def _is_real(x: object) -> bool:
     return isinstance(x, (numbers.Real, decimal.Decimal)) and not isinstance(x, bool)
 
 
-def _raise_not_finite(arr: np.ndarray, out: np.ndarray, sql_type: str) -> None:
-    i = int(np.flatnonzero(~np.isfinite(out))[0])
-    original = arr[i]
+def _raise_not_finite(arr: np.ndarray, out: np.ndarray, sql_type: str, refuse: _Refusal) -> None:
+    at = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])  # the first, row-major
+    original = arr[at]
+    where = f"row {at[0]}, element {at[1]}" if len(at) == 2 else f"element {at[0]}"
     if np.isnan(original):
-        raise InvalidVectorError(f"NaN not allowed in {sql_type} (element {i})")
+        raise refuse(f"NaN not allowed in {sql_type} ({where})", labelled=False)
     if np.isinf(original):
-        raise InvalidVectorError(f"infinite value not allowed in {sql_type} (element {i})")
+        raise refuse(f"infinite value not allowed in {sql_type} ({where})", labelled=False)
     limit = f" (largest magnitude {HALFVEC_MAX:g})" if sql_type == "halfvec" else ""
-    raise InvalidVectorError(
-        f'"{_number_text(original)}" is out of range for type {sql_type} (element {i}){limit}'
+    raise refuse(
+        f'"{_number_text(original)}" is out of range for type {sql_type} ({where}){limit}',
+        labelled=False,
     )
 
 
@@ -298,8 +358,8 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
 
 def encode_dense_binary(arr: np.ndarray, sql_type: str = "vector") -> bytes:
     """Binary ``vector``/``halfvec`` payload for a validated 1-D array."""
-    payload: bytes = arr.astype(_WIRE[sql_type], copy=False).tobytes()
-    return _HEADER.pack(arr.shape[0], 0) + payload
+    payload: bytes = arr.astype(WIRE_DTYPES[sql_type], copy=False).tobytes()
+    return DENSE_HEADER.pack(arr.shape[0], 0) + payload
 
 
 def decode_dense_binary(
@@ -310,7 +370,7 @@ def decode_dense_binary(
     ``data`` is one value as the server sends it (psycopg hands over exactly its bytes),
     so the elements are everything after the 4-byte header.
     """
-    wire: np.ndarray = np.frombuffer(data, dtype=_WIRE[sql_type], offset=4)
+    wire: np.ndarray = np.frombuffer(data, dtype=WIRE_DTYPES[sql_type], offset=DENSE_HEADER.size)
     return wire.astype(DENSE_DTYPES[sql_type])
 
 
@@ -334,17 +394,21 @@ def decode_dense_text(text: str | bytes, sql_type: str = "vector") -> np.ndarray
 def encode_sparse_binary(sv: SparseVector) -> bytes:
     """Binary ``sparsevec`` payload (0-based indices)."""
     return (
-        _SPARSE_HEADER.pack(sv.dim, sv.nnz, 0)
-        + sv.indices.astype(">i4", copy=False).tobytes()
-        + sv.values.astype(">f4", copy=False).tobytes()
+        SPARSE_HEADER.pack(sv.dim, sv.nnz, 0)
+        + sv.indices.astype(SPARSE_INDEX_WIRE, copy=False).tobytes()
+        + sv.values.astype(SPARSE_VALUE_WIRE, copy=False).tobytes()
     )
 
 
 def decode_sparse_binary(data: bytes | bytearray | memoryview) -> SparseVector:
     """Decode a binary ``sparsevec`` payload."""
-    dim, nnz, _ = _SPARSE_HEADER.unpack_from(data, 0)
-    idx = np.frombuffer(data, dtype=">i4", count=nnz, offset=12).astype(np.int32)
-    vals = np.frombuffer(data, dtype=">f4", count=nnz, offset=12 + 4 * nnz).astype(np.float32)
+    dim, nnz, _ = SPARSE_HEADER.unpack_from(data, 0)
+    idx = np.frombuffer(
+        data, dtype=SPARSE_INDEX_WIRE, count=nnz, offset=SPARSE_HEADER.size
+    ).astype(np.int32)
+    vals = np.frombuffer(
+        data, dtype=SPARSE_VALUE_WIRE, count=nnz, offset=SPARSE_HEADER.size + 4 * nnz
+    ).astype(np.float32)
     return SparseVector._trusted(idx, vals, dim)
 
 
@@ -374,13 +438,13 @@ def decode_sparse_text(text: str | bytes) -> SparseVector:
 
 def encode_bits_binary(bits: np.ndarray) -> bytes:
     """PostgreSQL ``bit_send`` payload for a ``(n,)`` bool array."""
-    return _BIT_HEADER.pack(bits.shape[0]) + np.packbits(bits).tobytes()
+    return BIT_HEADER.pack(bits.shape[0]) + np.packbits(bits).tobytes()
 
 
 def decode_bits_binary(data: bytes | bytearray | memoryview) -> str:
     """Decode ``bit_send`` output to a string of ``0``/``1``."""
-    (n,) = _BIT_HEADER.unpack_from(data, 0)
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, offset=4), count=n)
+    (n,) = BIT_HEADER.unpack_from(data, 0)
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, offset=BIT_HEADER.size), count=n)
     return (bits + 48).tobytes().decode("ascii")
 
 

@@ -1,4 +1,4 @@
-"""SQL compiler of the plugin and the dialect: literal LIMIT / OFFSET for top-k queries.
+"""SQL compiler of vecalchemy's dialect: literal LIMIT / OFFSET for top-k queries.
 
 psycopg prepares a statement after a few executions, and PostgreSQL then chooses
 between a generic plan (made once) and a custom plan (made at every execution) by
@@ -24,7 +24,8 @@ from sqlalchemy import Integer
 from sqlalchemy.dialects.postgresql.psycopg import PGCompiler_psycopg
 from sqlalchemy.sql.expression import BindParameter
 
-from .checks import _orders
+from . import _private
+from .checks import distance_orders
 
 __all__ = ["VecalchemyCompiler", "KEEP_BOUND_LIMITS"]
 
@@ -36,17 +37,18 @@ class VecalchemyCompiler(PGCompiler_psycopg):
     """``PGCompiler_psycopg`` with literal LIMIT / OFFSET on vector top-k selects."""
 
     def limit_clause(self, select: Any, **kw: Any) -> str:
-        if kw.pop(KEEP_BOUND_LIMITS, False) or not any(True for _ in _orders(select)):
+        if kw.pop(KEEP_BOUND_LIMITS, False) or not any(True for _ in distance_orders(select)):
             text: str = super().limit_clause(select, **kw)  # type: ignore[no-untyped-call]
             return text
         # PGCompiler.limit_clause, with integer binds rendered at execution
         text = ""
-        if select._limit_clause is not None:
-            text += " \n LIMIT " + self._row_count(select._limit_clause, kw)
-        if select._offset_clause is not None:
-            if select._limit_clause is None:
+        limit, offset = _private.limit_clause(select), _private.offset_clause(select)
+        if limit is not None:
+            text += " \n LIMIT " + self._row_count(limit, kw)
+        if offset is not None:
+            if limit is None:
                 text += "\n LIMIT ALL"
-            text += " OFFSET " + self._row_count(select._offset_clause, kw)
+            text += " OFFSET " + self._row_count(offset, kw)
         return text
 
     def _row_count(self, clause: Any, kw: dict[str, Any]) -> str:

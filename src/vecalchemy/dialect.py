@@ -1,32 +1,94 @@
-"""``postgresql+vecalchemy://``: SQLAlchemy's psycopg dialect with vecalchemy's plugin built in.
+"""The one activation path: vecalchemy's dialect classes.
 
-Published through the ``sqlalchemy.dialects`` entry point; ``create_engine`` gives the
-sync dialect and ``create_async_engine`` the async one. It behaves exactly as
-``postgresql+psycopg://`` with ``plugins=["vecalchemy"]``.
+``postgresql+vecalchemy://`` (the ``sqlalchemy.dialects`` entry point) and the engine
+plugin (``plugins=["vecalchemy"]``, ``?plugin=vecalchemy``, which selects these classes in
+:meth:`~vecalchemy.plugin.VecalchemyPlugin.update_url`) give the same dialect: a subclass
+of SQLAlchemy's psycopg dialect (sync, and async for ``create_async_engine``) that carries
+
+- binary binds for the vector types, chosen through ``colspecs``
+  (:func:`vecalchemy.types.binary_impls`);
+- binary adapters registered on each new connection (``on_connect``), with pgvector's
+  type oids found in whatever schema the extension lives in;
+- the execution context asking for binary results when a statement returns vectors
+  (:mod:`vecalchemy.results`), and grouping executemany INSERT batches
+  (:mod:`vecalchemy.inserts`);
+- the compiler writing literal LIMIT / OFFSET on top-k selects (:mod:`vecalchemy.compiler`);
+- reflection through the dialect's own ``ischema_names`` (``vector`` / ``halfvec`` /
+  ``sparsevec`` are always vecalchemy's types, whatever other library was imported);
+- the query checks and the ``vector_search`` execution option on the engine.
+
+Nothing is assigned to a dialect instance. Another driver gets a sibling class: the
+shared behaviour is :class:`VecalchemyDialectMixin`.
 """
 
 from __future__ import annotations
 
+from collections import ChainMap
 from typing import Any
 
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg, PGDialectAsync_psycopg
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.postgresql import base as pg_base
+from sqlalchemy.dialects.postgresql.psycopg import (
+    PGDialect_psycopg,
+    PGDialectAsync_psycopg,
+    PGExecutionContext_psycopg,
+)
 from sqlalchemy.engine import Engine
 
+from .checks import install_query_checks
 from .compiler import VecalchemyCompiler
 from .inserts import PAGE_SIZE, do_execute, group_batches
-from .plugin import install
-from .psycopg import fetch_type_oids, register_on_adapters
-from .results import VecalchemyExecutionContext
+from .psycopg import driver_connection, fetch_type_oids, register_on_adapters
+from .results import check_result_format, choose_result_format
+from .search import install_search_options
+from .types import REFLECTED_TYPES, binary_impls
 
-__all__ = ["VecalchemyDialect", "VecalchemyAsyncDialect", "VecalchemyExecutionContext"]
+__all__ = [
+    "VecalchemyDialectMixin",
+    "VecalchemyDialect",
+    "VecalchemyAsyncDialect",
+    "VecalchemyExecutionContext",
+    "install_engine_events",
+    "DIALECT_FOR_DRIVER",
+]
 
 
-class _VecalchemyMixin:
+class VecalchemyExecutionContext(PGExecutionContext_psycopg):
+    """psycopg execution context of vecalchemy's dialects: binary results when a
+    statement returns vectors and only binary-safe columns (:mod:`vecalchemy.results`),
+    and the state of a grouped executemany INSERT (:mod:`vecalchemy.inserts`)."""
+
+    #: rows inserted so far by a grouped executemany INSERT (``None``: not grouping)
+    vecalchemy_rowcount: int | None = None
+    #: a group of batches is being sent with one ``executemany``
+    vecalchemy_group: bool = False
+
+    def pre_exec(self) -> None:
+        super().pre_exec()  # type: ignore[no-untyped-call]
+        choose_result_format(self, self.cursor)
+
+    def post_exec(self) -> None:
+        check_result_format(self, self.cursor)
+        super().post_exec()  # type: ignore[no-untyped-call]
+
+
+def install_engine_events(engine: Engine) -> None:
+    """The engine-level part of vecalchemy: query checks and the ``vector_search`` option."""
+    install_query_checks(engine)
+    install_search_options(engine)
+
+
+#: the dialect's reflection names: vecalchemy's types first, then SQLAlchemy's (live)
+_ISCHEMA_NAMES = ChainMap(dict(REFLECTED_TYPES), pg_base.ischema_names)
+
+
+class VecalchemyDialectMixin:
+    """What every vecalchemy dialect adds to its driver's SQLAlchemy dialect."""
+
     supports_statement_cache = True
-    _vecalchemy_binary = True
-    _vecalchemy_batches = True
     execution_ctx_cls: Any = VecalchemyExecutionContext
-    statement_compiler: Any = VecalchemyCompiler  # literal LIMIT on top-k (compiler.py)
+    statement_compiler: Any = VecalchemyCompiler
+    ischema_names: Any = _ISCHEMA_NAMES
     # executemany INSERTs as pipelined multi-row VALUES batches (vecalchemy.inserts)
     use_insertmanyvalues_wo_returning = True
     insertmanyvalues_page_size = PAGE_SIZE
@@ -40,6 +102,7 @@ class _VecalchemyMixin:
         generic_setinputsizes: Any,
         context: Any,
     ) -> Any:
+        # (its name is checked on import by vecalchemy._private.DELIVER_BATCHES)
         batches = super()._deliver_insertmanyvalues_batches(  # type: ignore[misc]
             connection, cursor, statement, parameters, generic_setinputsizes, context
         )
@@ -56,32 +119,37 @@ class _VecalchemyMixin:
         def connect(dbapi_connection: Any) -> None:
             if parent is not None:
                 parent(dbapi_connection)
-            raw = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+            raw = driver_connection(dbapi_connection)
             register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
 
         return connect
 
+    @classmethod
+    def engine_created(cls, engine: Engine) -> None:
+        install_engine_events(engine)
 
-class VecalchemyDialect(_VecalchemyMixin, PGDialect_psycopg):
+
+class VecalchemyDialect(VecalchemyDialectMixin, PGDialect_psycopg):
     """Sync ``postgresql+vecalchemy`` dialect (psycopg 3 underneath)."""
 
     supports_statement_cache = True
+    colspecs = {**PGDialect_psycopg.colspecs, **binary_impls()}
 
     @classmethod
     def get_async_dialect_cls(cls, url: Any) -> Any:
         return VecalchemyAsyncDialect
 
-    @classmethod
-    def engine_created(cls, engine: Engine) -> None:
-        # the same engine-level behaviour as the plugin (query checks, search option)
-        install(engine)
 
-
-class VecalchemyAsyncDialect(_VecalchemyMixin, PGDialectAsync_psycopg):
+class VecalchemyAsyncDialect(VecalchemyDialectMixin, PGDialectAsync_psycopg):
     """Async ``postgresql+vecalchemy`` dialect, chosen by ``create_async_engine``."""
 
     supports_statement_cache = True
+    colspecs = VecalchemyDialect.colspecs
 
-    @classmethod
-    def engine_created(cls, engine: Engine) -> None:
-        install(engine)
+
+#: driver name in a URL -> the name of vecalchemy's dialect for it (``postgresql+NAME``)
+DIALECT_FOR_DRIVER = {"psycopg": "vecalchemy", "psycopg_async": "vecalchemy_async"}
+
+# also without the package's entry points (e.g. running from a source tree)
+registry.register("postgresql.vecalchemy", __name__, "VecalchemyDialect")
+registry.register("postgresql.vecalchemy_async", __name__, "VecalchemyAsyncDialect")

@@ -13,6 +13,7 @@ __all__ = [
     "IndexDefinitionError",
     "SearchSettingError",
     "VectorIndexWarning",
+    "UnsupportedSQLAlchemyError",
 ]
 
 
@@ -41,4 +42,12 @@ class VectorIndexWarning(UserWarning):
     """A query orders by a vector distance in a way no declared vector index can serve.
 
     Turn it into an error with ``warnings.simplefilter("error", VectorIndexWarning)``.
+    """
+
+
+class UnsupportedSQLAlchemyError(VecalchemyError, RuntimeError):
+    """The installed SQLAlchemy lacks an internal name vecalchemy relies on.
+
+    Raised instead of silently changing behaviour; the message names the missing name,
+    the installed version and the supported range (``vecalchemy._private``).
     """

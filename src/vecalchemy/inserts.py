@@ -21,8 +21,8 @@ Every row is still validated by the column types' bind processors before the fir
 batch is sent (SQLAlchemy processes all parameters first), so a batch with one bad
 row sends nothing.
 
-Applied by the ``postgresql+vecalchemy`` dialect and by the engine plugin
-(:func:`vecalchemy.plugin.install`) for psycopg engines; an explicit
+Applied by vecalchemy's dialect (``postgresql+vecalchemy://`` or the engine plugin),
+whose execution context keeps a grouped INSERT's state; an explicit
 ``insertmanyvalues_page_size`` (engine argument or execution option) is honoured.
 """
 
@@ -30,6 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from sqlalchemy.sql.dml import Insert
+
+from . import _private
 
 __all__ = ["PAGE_SIZE", "BatchedParameters", "group_batches", "do_execute"]
 
@@ -134,16 +138,14 @@ def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
     batch = next(batches, None)
     if batch is None:
         return
-    context._vecalchemy_rowcount = 0
-    if (
-        _autocommit(context)
-        or getattr(compiled.statement, "_post_values_clause", None) is not None
-    ):
+    context.vecalchemy_rowcount = 0
+    if _autocommit(context) or _upsert(compiled.statement):
         close = getattr(batches, "close", None)
         if close is not None:
             close()
-        context._vecalchemy_group = True
-        yield batch._replace(
+        context.vecalchemy_group = True
+        yield _private.replace_batch(
+            batch,
             replaced_statement=context.statement,
             replaced_parameters=BatchedParameters(list(context.parameters), "", None),
         )
@@ -164,13 +166,18 @@ def group_batches(batches: Iterator[Any], context: Any) -> Iterator[Any]:
             batch.replaced_statement,
             batches,
         )
-        context._vecalchemy_group = True
+        context.vecalchemy_group = True
         try:
-            yield batch._replace(replaced_parameters=group)
+            yield _private.replace_batch(batch, replaced_parameters=group)
         finally:
-            context._vecalchemy_group = False
+            context.vecalchemy_group = False
         group._pull_all()  # (normally done: executemany iterated it)
         batch = group.next_batch
+
+
+def _upsert(statement: Any) -> bool:
+    # INSERT .. ON CONFLICT (an Insert's clause after VALUES)
+    return isinstance(statement, Insert) and _private.post_values_clause(statement) is not None
 
 
 def _autocommit(context: Any) -> bool:
@@ -187,17 +194,17 @@ def do_execute(base: Any, cursor: Any, statement: str, parameters: Any, context:
     grouped INSERT, ``rowcount`` is kept the total of all its statements, as a plain
     executemany reports it.
     """
-    total = getattr(context, "_vecalchemy_rowcount", None)
+    total = getattr(context, "vecalchemy_rowcount", None)  # (None: another dialect's context)
     if total is None:
         base(cursor, statement, parameters, context)
         return
     if type(parameters) is BatchedParameters or (
-        getattr(context, "_vecalchemy_group", False) and isinstance(parameters, (list, tuple))
+        context.vecalchemy_group and isinstance(parameters, (list, tuple))
     ):
         cursor.executemany(statement, parameters)
     else:
         base(cursor, statement, parameters, context)
     rowcount = cursor.rowcount
     if rowcount is not None and rowcount >= 0:
-        context._vecalchemy_rowcount = total + rowcount
-        context._rowcount = context._vecalchemy_rowcount
+        context.vecalchemy_rowcount = total + rowcount
+        _private.set_rowcount(context, context.vecalchemy_rowcount)

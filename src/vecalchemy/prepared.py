@@ -48,10 +48,11 @@ from sqlalchemy.sql.selectable import Select
 if TYPE_CHECKING:  # (sqlalchemy.ext.asyncio wants greenlet at run time)
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from .checks import _user_stacklevel, _verdict
+from . import _private
+from .checks import cached_verdict, user_stacklevel
 from .compiler import KEEP_BOUND_LIMITS
 from .exc import VectorIndexWarning
-from .results import _driver_cursor, binary_results_ok, loads_in_binary
+from .results import binary_results_ok, driver_cursor, loads_in_binary
 
 __all__ = ["PreparedQuery"]
 
@@ -72,10 +73,10 @@ def _literal_limits(statement: Select[Any]) -> Select[Any]:
     """``LIMIT 10`` rather than ``LIMIT $2``: with a bound LIMIT, PostgreSQL keeps
     planning a prepared top-k statement at every execution (its generic plan cannot
     know the row count), measured ~5 % of a 20 000-row HNSW query's latency."""
-    limit = _literal_int(statement._limit_clause)
+    limit = _literal_int(_private.limit_clause(statement))
     if limit is not None:
         statement = statement.limit(limit)
-    offset = _literal_int(statement._offset_clause)
+    offset = _literal_int(_private.offset_clause(statement))
     if offset is not None:
         statement = statement.offset(offset)
     return statement
@@ -177,8 +178,8 @@ class PreparedQuery:
                 f"PreparedQuery supports named parameter styles; {dialect.name}+"
                 f"{dialect.driver} uses {dialect.paramstyle}"
             )
-        for message in _verdict(compiled):
-            warnings.warn(message, VectorIndexWarning, stacklevel=_user_stacklevel())
+        for message in cached_verdict(compiled):
+            warnings.warn(message, VectorIndexWarning, stacklevel=user_stacklevel())
         escaped = compiled.escaped_bind_names or {}
         binds = []
         defaults = {}
@@ -292,7 +293,7 @@ class PreparedQuery:
         parameters = self._parameters(plan, params)
         # the DBAPI connection: psycopg's own, or SQLAlchemy's sync facade of an async one
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        inner = _driver_cursor(cursor)
+        inner = driver_cursor(cursor)
         try:
             if plan.binary and inner is not None:
                 inner.format = Format.BINARY
@@ -340,7 +341,7 @@ class PreparedQuery:
         driver: Any = raw.driver_connection
         cursor = driver.cursor()
         try:
-            if plan.binary and _driver_cursor(cursor) is not None:
+            if plan.binary and driver_cursor(cursor) is not None:
                 cursor.format = Format.BINARY
             await cursor.execute(plan.sql, parameters)
             rows = await cursor.fetchall()
@@ -356,7 +357,7 @@ class PreparedQuery:
             raise
         finally:
             await cursor.close()
-        self._check_format(dialect, plan, _driver_cursor(cursor), description)
+        self._check_format(dialect, plan, driver_cursor(cursor), description)
         return self._rows(plan, dialect, description, rows)
 
     async def scalars_async(

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 from psycopg.adapt import AdaptersMap, Dumper, Loader
 from psycopg.pq import Format
+from sqlalchemy.engine import AdaptedConnection
 
 from . import codecs
 from .exc import InvalidVectorError
+from .facts import DENSE_DTYPES, DENSE_HEADER, WIRE_DTYPES
 from .values import SparseVector
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "register_adapters",
     "register_adapters_async",
     "register_on_adapters",
+    "driver_connection",
+    "fetch_type_oids",
 ]
 
 #: Finds pgvector's types in whatever schema the extension was created in.
@@ -49,17 +53,21 @@ BIT_OID = 1560  # PostgreSQL's own bit type (pg_type.dat)
 
 
 class DenseParam:
-    """A validated ``(dim,)`` array bound as ``vector`` (float4 on the wire).
+    """A ``vector`` parameter for plain psycopg (float4 on the wire).
 
-    A plain slotted class rather than a dataclass: one is made per bound row, and
-    this constructor costs half of a frozen dataclass's.
+    ``DenseParam(value)`` validates ``value`` with
+    :func:`~vecalchemy.codecs.check_dense`, the validator of ``Vector`` column binds and
+    ``copy_rows``: the same inputs, rounding and
+    :class:`~vecalchemy.exc.InvalidVectorError` messages, raised on construction.
+    ``array`` is the checked ``(dim,)`` float32 array (the value itself when it is one).
+    A plain slotted class rather than a dataclass: one is made per bound row.
     """
 
     __slots__ = ("array",)
     sql_type = "vector"
 
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
+    def __init__(self, array: Any) -> None:
+        self.array = codecs.check_dense(array, self.sql_type)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.array!r})"
@@ -73,7 +81,9 @@ class DenseParam:
 
 
 class HalfVecParam(DenseParam):
-    """A validated ``(dim,)`` array bound as ``halfvec`` (binary16 on the wire)."""
+    """A ``halfvec`` parameter for plain psycopg (binary16 on the wire): validated and
+    rounded as a ``HalfVec`` column bind (float4, then binary16; 65519 -> 65504);
+    ``array`` is the checked ``(dim,)`` float16 array."""
 
     __slots__ = ()
     sql_type = "halfvec"
@@ -129,7 +139,7 @@ class _ArrayBinaryDumper(Dumper):
         dumper = copy.copy(self)
         dumper.sql_type = _array_type(obj)
         dumper.oid = self.type_oids.get(dumper.sql_type, 0)
-        dumper._wire = codecs._WIRE[dumper.sql_type]
+        dumper._wire = WIRE_DTYPES[dumper.sql_type]
         return dumper
 
     _wire: Any = None
@@ -152,7 +162,7 @@ class _ArrayTextDumper(_ArrayBinaryDumper):
 _ARRAY_TYPES = {np.dtype(np.float32): "vector", np.dtype(np.float16): "halfvec"}
 #: psycopg's dumper cache keys, one constant per dtype (no allocation per value)
 _ARRAY_KEYS = {dtype: ("vecalchemy array", name) for dtype, name in _ARRAY_TYPES.items()}
-_DENSE_HEADER = codecs._HEADER.pack
+_DENSE_HEADER = DENSE_HEADER.pack
 
 
 def _array_type(obj: np.ndarray) -> str:
@@ -202,9 +212,10 @@ def _dense_loaders(sql_type: str) -> tuple[type[Loader], type[Loader]]:
         def load(self, data: Any) -> np.ndarray:
             return codecs.decode_dense_text(bytes(data).decode("ascii"), sql_type)
 
-    wire = codecs._WIRE[sql_type]
-    dtype = codecs.DENSE_DTYPES[sql_type]
+    wire = WIRE_DTYPES[sql_type]
+    dtype = DENSE_DTYPES[sql_type]
     frombuffer = np.frombuffer
+    header = DENSE_HEADER.size
 
     class BinaryLoader(Loader):
         """One value: ``codecs.decode_dense_binary`` with its lookups done once."""
@@ -212,7 +223,7 @@ def _dense_loaders(sql_type: str) -> tuple[type[Loader], type[Loader]]:
         format = Format.BINARY
 
         def load(self, data: Any) -> np.ndarray:
-            return frombuffer(data, wire, offset=4).astype(dtype)
+            return frombuffer(data, wire, offset=header).astype(dtype)
 
     return TextLoader, BinaryLoader
 
@@ -336,10 +347,18 @@ async def register_adapters_async(conn: Any) -> dict[str, int]:
     return oids
 
 
+def driver_connection(conn: Any) -> Any:
+    """psycopg's own connection behind ``conn``: ``conn`` itself, or the one SQLAlchemy's
+    asyncio adapter (an :class:`~sqlalchemy.engine.AdaptedConnection`) wraps."""
+    if isinstance(conn, AdaptedConnection):
+        return conn.driver_connection
+    return conn
+
+
 def fetch_type_oids(conn: Any) -> dict[str, int]:
     """``{typname: oid}`` of pgvector's types, through a (sync or SQLAlchemy-adapted) DBAPI
     connection; rolls back the transaction it opened so the connection stays idle."""
-    raw = getattr(conn, "driver_connection", conn)
+    raw = driver_connection(conn)
     idle = raw.info.transaction_status == 0
     cur = conn.cursor()
     try:

@@ -14,10 +14,10 @@ as ``Enum`` or ``CITEXT`` is not in it). After execution the server's column oid
 checked too: a column without a binary loader (a model whose declared type differs
 from the table's) turns the statement back to text from its next execution.
 
-Both the ``postgresql+vecalchemy`` dialect and the engine plugin apply it through
-:class:`VecalchemyExecutionContext` (the plugin sets it on its engine's dialect
-instance); for a dialect with its own execution context class the plugin falls back to
-``before_cursor_execute`` / ``after_cursor_execute`` listeners doing the same.
+vecalchemy's dialect applies it in its execution context
+(:class:`vecalchemy.dialect.VecalchemyExecutionContext`); :func:`vecalchemy.install` on an
+engine of another dialect applies it through ``before_cursor_execute`` /
+``after_cursor_execute`` listeners doing the same.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ import psycopg
 from psycopg.pq import Format
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects.postgresql.psycopg import PGExecutionContext_psycopg
-from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.compiler import Compiled, SQLCompiler
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.selectable import TextualSelect
 
+from . import _private
 from .types import Bit, HalfVec, SparseVec, Vector, VectorType
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
     "choose_result_format",
     "check_result_format",
     "loads_in_binary",
-    "VecalchemyExecutionContext",
+    "driver_cursor",
     "on_before_cursor_execute",
     "on_after_cursor_execute",
 ]
@@ -103,14 +103,14 @@ def _safe(t: Any) -> bool:
 
 def binary_results_ok(compiled: Compiled | None) -> bool:
     """True when ``compiled`` returns a vector column and only binary-safe columns."""
-    if compiled is None:
+    if not isinstance(compiled, SQLCompiler):  # (None, DDL)
         return False
     try:
         return _decisions[compiled]
     except (KeyError, TypeError):
         pass
-    columns = getattr(compiled, "_result_columns", None) or ()
-    statement = getattr(compiled, "statement", None)
+    columns = _private.result_columns(compiled)
+    statement = compiled.statement
     ok = (
         bool(columns)
         and not isinstance(statement, (TextClause, TextualSelect))
@@ -121,18 +121,19 @@ def binary_results_ok(compiled: Compiled | None) -> bool:
     return ok
 
 
-def _driver_cursor(cursor: Any) -> Any:
-    # SQLAlchemy's asyncio adapter keeps psycopg's AsyncCursor in ``_cursor``
-    inner = getattr(cursor, "_cursor", cursor)
+def driver_cursor(cursor: Any) -> Any:
+    """psycopg's cursor behind SQLAlchemy's ``cursor`` when it can receive binary
+    results, else ``None`` (client-side binding cursors cannot)."""
+    inner = _private.driver_cursor(cursor)
     if isinstance(inner, (psycopg.ClientCursor, psycopg.AsyncClientCursor)):
-        return None  # client-side binding cursors cannot receive binary results
+        return None
     return inner if isinstance(inner, _CURSORS) else None
 
 
 def choose_result_format(context: Any, cursor: Any) -> None:
     """Set ``cursor``'s result format for the statement of ``context`` (before executing)."""
-    if binary_results_ok(getattr(context, "compiled", None)):
-        inner = _driver_cursor(cursor)
+    if context is not None and binary_results_ok(context.compiled):
+        inner = driver_cursor(cursor)
         if inner is not None:
             inner.format = Format.BINARY
 
@@ -140,13 +141,13 @@ def choose_result_format(context: Any, cursor: Any) -> None:
 def check_result_format(context: Any, cursor: Any) -> None:
     """After executing: if a binary result holds a column psycopg cannot load in
     binary, execute that statement in text from now on."""
-    compiled = getattr(context, "compiled", None)
-    if compiled is None or not _decisions.get(compiled, False):
+    compiled = context.compiled if context is not None else None
+    if not isinstance(compiled, SQLCompiler) or not _decisions.get(compiled, False):
         return
-    inner = _driver_cursor(cursor)
+    inner = driver_cursor(cursor)
     if inner is None or inner.format != Format.BINARY or not inner.description:
         return
-    types = [c.type for c in getattr(compiled, "_result_columns", ())]
+    types = [c.type for c in _private.result_columns(compiled)]
     if not loads_in_binary(inner.adapters, inner.description, types):
         _decisions[compiled] = False
 
@@ -163,20 +164,6 @@ def loads_in_binary(adapters: Any, description: Any, types: Sequence[Any]) -> bo
     return True
 
 
-class VecalchemyExecutionContext(PGExecutionContext_psycopg):
-    """psycopg execution context asking for binary results when a statement returns
-    vectors and only binary-safe columns; used by the ``postgresql+vecalchemy`` dialect
-    and installed on its engine's dialect by the engine plugin."""
-
-    def pre_exec(self) -> None:
-        super().pre_exec()  # type: ignore[no-untyped-call]
-        choose_result_format(self, self.cursor)
-
-    def post_exec(self) -> None:
-        check_result_format(self, self.cursor)
-        super().post_exec()  # type: ignore[no-untyped-call]
-
-
 def on_before_cursor_execute(
     conn: Any,
     cursor: Any,
@@ -185,9 +172,8 @@ def on_before_cursor_execute(
     context: Any,
     executemany: bool,
 ) -> None:
-    """``before_cursor_execute`` listener, for engines whose dialect has its own
-    execution context class (the plugin then cannot install
-    :class:`VecalchemyExecutionContext`)."""
+    """``before_cursor_execute`` listener, for engines of another dialect than
+    vecalchemy's (:func:`vecalchemy.install`)."""
     choose_result_format(context, cursor)
 
 

@@ -29,10 +29,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from .connections import is_autocommit, sync_connection
 from .exc import SearchSettingError
+from .facts import METRICS, SEARCH_SETTINGS, SEARCH_SETTINGS_BY_GUC, metrics_for
 from .functions import binary_quantize
-from .indexes import _is_autocommit
-from .metrics import METRICS, metrics_for
 from .types import Bit, VectorType
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
@@ -49,35 +49,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class _Guc:
-    name: str
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-
-
-#: field of :class:`SearchSettings` -> pgvector GUC with its type and range, as
-#: src/hnsw.c and src/ivfflat.c define them (and ``pg_settings`` shows them).
-SEARCH_SETTINGS: dict[str, _Guc] = {
-    "ef_search": _Guc("hnsw.ef_search", int, 1, 1000),
-    "hnsw_iterative_scan": _Guc(
-        "hnsw.iterative_scan", str, choices=("off", "relaxed_order", "strict_order")
-    ),
-    "max_scan_tuples": _Guc("hnsw.max_scan_tuples", int, 1, 2147483647),
-    "scan_mem_multiplier": _Guc("hnsw.scan_mem_multiplier", float, 1, 1000),
-    "probes": _Guc("ivfflat.probes", int, 1, 32768),
-    "ivfflat_iterative_scan": _Guc(
-        "ivfflat.iterative_scan", str, choices=("off", "relaxed_order")
-    ),
-    "max_probes": _Guc("ivfflat.max_probes", int, 1, 32768),
-}
-_BY_GUC = {g.name: f for f, g in SEARCH_SETTINGS.items()}
-
-
 def _check(field_name: str, value: Any) -> str:
-    """The checked value of one setting as the text ``set_config`` takes."""
+    """The checked value of one setting as the text ``set_config`` takes (its type and
+    range from :data:`vecalchemy.facts.SEARCH_SETTINGS`)."""
     guc = SEARCH_SETTINGS[field_name]
     where = f"{field_name} ({guc.name})"
     if guc.kind is str:
@@ -143,13 +117,13 @@ class SearchSettings:
     @classmethod
     def from_gucs(cls, gucs: Mapping[str, Any]) -> SearchSettings:
         """From pgvector's names: ``{"hnsw.ef_search": 100, "ivfflat.probes": 10}``."""
-        unknown = [name for name in gucs if name not in _BY_GUC]
+        unknown = [name for name in gucs if name not in SEARCH_SETTINGS_BY_GUC]
         if unknown:
             raise SearchSettingError(
                 f"unknown search setting(s) {', '.join(map(repr, unknown))}; expected "
-                + ", ".join(_BY_GUC)
+                + ", ".join(SEARCH_SETTINGS_BY_GUC)
             )
-        return cls(**{_BY_GUC[name]: value for name, value in gucs.items()})
+        return cls(**{SEARCH_SETTINGS_BY_GUC[name]: value for name, value in gucs.items()})
 
     def gucs(self) -> dict[str, str]:
         """``{GUC name: checked text value}`` of the settings that are not ``None``."""
@@ -168,13 +142,13 @@ def _settings(
     if isinstance(settings, SearchSettings):
         return settings
     given = dict(settings or kw)
-    unknown = [k for k in given if k not in SEARCH_SETTINGS and k not in _BY_GUC]
+    unknown = [k for k in given if k not in SEARCH_SETTINGS and k not in SEARCH_SETTINGS_BY_GUC]
     if unknown:
         raise SearchSettingError(
             f"unknown search setting(s) {', '.join(map(repr, unknown))}; expected "
             + ", ".join(SEARCH_SETTINGS)
         )
-    return SearchSettings(**{_BY_GUC.get(k, k): v for k, v in given.items()})
+    return SearchSettings(**{SEARCH_SETTINGS_BY_GUC.get(k, k): v for k, v in given.items()})
 
 
 _EXTENSION_SCHEMA = text(
@@ -204,10 +178,6 @@ def _params(gucs: Mapping[str, str]) -> dict[str, str]:
     return params
 
 
-def _sync_connection(bind: Connection | Session) -> Connection:
-    return bind.connection() if isinstance(bind, Session) else bind
-
-
 def _ensure_loaded(conn: Connection) -> None:
     info = conn.connection.info
     if not info.get(_LOADED_KEY):
@@ -224,7 +194,7 @@ def _ensure_loaded(conn: Connection) -> None:
 
 
 def _refuse_autocommit(conn: Connection) -> None:
-    if _is_autocommit(conn):
+    if is_autocommit(conn):
         raise SearchSettingError(
             "search settings are applied with SET LOCAL and need a transaction; this "
             "connection is AUTOCOMMIT, where they would last a single statement"
@@ -261,7 +231,7 @@ def apply_search_settings(
     :func:`search_settings` with ``async with``.
     """
     checked = _settings(settings, kw)
-    _apply(_sync_connection(bind), checked.gucs())
+    _apply(sync_connection(bind), checked.gucs())
     return checked
 
 
@@ -293,7 +263,7 @@ class search_settings:  # noqa: N801 - used like contextlib's context managers
 
     # sync
     def _enter(self, bind: Connection | Session) -> None:
-        conn = _sync_connection(bind)
+        conn = sync_connection(bind)
         _refuse_autocommit(conn)
         if self._gucs:
             self._previous = _current(conn, list(self._gucs))
@@ -309,7 +279,7 @@ class search_settings:  # noqa: N801 - used like contextlib's context managers
             else bind.get_transaction() is self._transaction
         )
         if in_same and bind.in_transaction():
-            conn = _sync_connection(bind)
+            conn = sync_connection(bind)
             if conn.get_transaction() is self._transaction:
                 conn.execute(_set_config_sql(len(self._previous)), _params(self._previous))
 

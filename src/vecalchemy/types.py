@@ -24,11 +24,21 @@ from sqlalchemy.types import Float, TypeDecorator, UserDefinedType
 
 from . import codecs
 from .exc import InvalidVectorError
-from .metrics import MAX_DIM, METRICS, SPARSEVEC_MAX_DIM, metrics_for
+from .facts import BIT_MAX_LENGTH, MAX_DIM, METRICS, SPARSEVEC_MAX_DIM, metrics_for
 from .psycopg import BitParam
 from .values import SparseVector
 
-__all__ = ["Vector", "HalfVec", "SparseVec", "Bit", "VectorType", "TYPES_BY_SQL_TYPE"]
+__all__ = [
+    "Vector",
+    "HalfVec",
+    "SparseVec",
+    "Bit",
+    "VectorType",
+    "TYPES_BY_SQL_TYPE",
+    "REFLECTED_TYPES",
+    "binary_impls",
+    "register_reflection",
+]
 
 
 # --- impls: DDL and bind casts ------------------------------------------------------
@@ -41,6 +51,11 @@ class _PgvectorImpl(UserDefinedType[Any]):
     render_bind_cast = True
     sql_name: ClassVar[str] = ""
     no_dim_spec: ClassVar[str] = ""
+    #: How the vector types bind values on a dialect whose impl this is: ``"text"``
+    #: (pgvector's text format, any driver) or ``"binary"`` (the validated value itself,
+    #: for a driver with vecalchemy's binary adapters). A dialect chooses by mapping these
+    #: classes to subclasses in its ``colspecs`` (see :func:`binary_impls`).
+    bind_format: ClassVar[str] = "text"
 
     def __init__(self, dim: int | None = None) -> None:
         self.dim = dim
@@ -88,7 +103,7 @@ class BITSTRING(_PgvectorImpl):
 
 
 class _DistanceComparator(TypeDecorator.Comparator):  # type: ignore[type-arg]
-    """Every distance operator of the metrics table; each checks the column's type.
+    """Every distance operator of the facts table; each checks the column's type.
 
     All six methods exist on every vector type so that a metric the type lacks
     (``hamming_distance`` on a ``vector``, ``cosine_distance`` on a ``bit``) raises a
@@ -258,8 +273,7 @@ class VectorType(TypeDecorator[Any]):
         """
         if type(self).process_bind_param is not VectorType.process_bind_param:
             return super().bind_processor(dialect)
-        binary = getattr(dialect, "_vecalchemy_binary", False)
-        check_then_bind = self._checker(self._binder() if binary else self._to_text)
+        check_then_bind = self._checker(self._binder() if self._binds_binary() else self._to_text)
 
         def process(value: Any) -> Any:
             if value is None:
@@ -275,11 +289,16 @@ class VectorType(TypeDecorator[Any]):
     def _binder(self) -> Any:
         return self._bind_binary
 
+    def _binds_binary(self) -> bool:
+        # (called on the dialect's copy of the type, whose impl the dialect's colspecs chose)
+        impl = self.impl_instance
+        return isinstance(impl, _PgvectorImpl) and impl.bind_format == "binary"
+
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
             return None
         checked = self._check(value)
-        if getattr(dialect, "_vecalchemy_binary", False):
+        if self._binds_binary():
             return self._bind_binary(checked)
         return self._to_text(checked)
 
@@ -450,7 +469,7 @@ class Bit(VectorType):
     impl = BITSTRING
     cache_ok = True
     sql_type = "bit"
-    max_dim = 83886080  # PostgreSQL's VARBITMAXLEN
+    max_dim = BIT_MAX_LENGTH
     comparator_factory = BitComparator  # type: ignore[assignment]
     _result_class = str
 
@@ -489,14 +508,39 @@ TYPES_BY_SQL_TYPE: dict[str, type[VectorType]] = {
 }
 
 
+# --- per-dialect binding ----------------------------------------------------------------
+
+
+def binary_impls() -> dict[type[Any], type[Any]]:
+    """``colspecs`` entries making the four types bind in binary on a dialect.
+
+    Maps each DDL-level impl (``VECTOR`` ...) to a subclass whose
+    :attr:`~_PgvectorImpl.bind_format` is ``"binary"``, the way SQLAlchemy's own
+    dialects map a generic type to their driver's implementation; a subclass of
+    ``Vector`` written by a user keeps its class (only the impl is adapted).
+    """
+    return {
+        impl: type(impl.__name__, (impl,), {"bind_format": "binary", "cache_ok": True})
+        for impl in (VECTOR, HALFVEC, SPARSEVEC, BITSTRING)
+    }
+
+
 # --- reflection ----------------------------------------------------------------------
 
 
-def register_reflection() -> None:
-    """Make PostgreSQL reflection return ``Vector(n)``/``HalfVec(n)``/``SparseVec(n)``.
+#: Reflected PostgreSQL type name -> vecalchemy type; plain ``bit`` stays SQLAlchemy's.
+REFLECTED_TYPES: dict[str, type[VectorType]] = {
+    name: cls for name, cls in TYPES_BY_SQL_TYPE.items() if cls is not Bit
+}
 
-    Idempotent; called on import of :mod:`vecalchemy`. Plain ``bit`` stays SQLAlchemy's.
+
+def register_reflection() -> None:
+    """Make reflection on *plain* PostgreSQL engines return ``Vector(n)`` etc.
+
+    The fallback for engines without vecalchemy's dialect (whose own ``ischema_names``
+    always answers with vecalchemy's types): sets the names in SQLAlchemy's module-level
+    ``ischema_names`` only where nothing else has (another library importing later may
+    assign its own). Idempotent; called on import of :mod:`vecalchemy`.
     """
-    for name, cls in TYPES_BY_SQL_TYPE.items():
-        if cls is not Bit:  # PostgreSQL's own bit stays SQLAlchemy's BIT
-            pg_base.ischema_names.setdefault(name, cls)
+    for name, cls in REFLECTED_TYPES.items():
+        pg_base.ischema_names.setdefault(name, cls)

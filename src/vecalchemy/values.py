@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .exc import InvalidVectorError
-from .metrics import SPARSEVEC_MAX_DIM, SPARSEVEC_MAX_NNZ
+from .facts import SPARSEVEC_MAX_DIM, SPARSEVEC_MAX_NNZ
 
 __all__ = ["SparseVector"]
 

@@ -1,11 +1,11 @@
-"""The metrics table agrees with the server's catalog (operators, operator classes, defaults)."""
+"""The facts table agrees with the server's catalog (operators, operator classes, defaults)."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
 
-from vecalchemy.metrics import (
+from vecalchemy.facts import (
     DEFAULT_OPCLASS,
     METRICS,
     OPCLASSES,
