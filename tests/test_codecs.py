@@ -181,3 +181,58 @@ def test_dense_checker_applies_then_to_the_checked_array() -> None:
     assert check([3, 4]) == ("bound", [3.0, 4.0])
     half = codecs.dense_checker("halfvec", 2, then=lambda arr: arr.dtype)
     assert half([1, 2]) == np.float16
+
+
+# --- check_dense_matrix: the same rule for a whole matrix ---------------------------------
+
+
+@pytest.mark.parametrize("sql_type", ["vector", "halfvec"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, np.int64])
+def test_check_dense_matrix_rounds_every_row_as_check_dense(sql_type: str, dtype: type) -> None:
+    rng = np.random.default_rng(3)
+    m = np.clip(rng.standard_normal((50, 6)) * 30000, -65519, 65519).astype(dtype)
+    m[0, :2] = [65519, -65519]
+    got = codecs.check_dense_matrix(m, sql_type, 6)
+    want = np.stack([codecs.check_dense(row, sql_type, 6) for row in m])
+    assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_check_dense_matrix_returns_a_matrix_of_the_column_dtype_itself() -> None:
+    m = np.ones((4, 3), dtype=np.float32)
+    assert codecs.check_dense_matrix(m, "vector", 3) is m
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (None, '"70000" is out of range for type halfvec (row 3, element 1)'),
+        ("emb", 'emb (halfvec(2)): "70000" is out of range for type halfvec (row 3, element 1)'),
+    ],
+)
+def test_check_dense_matrix_places_the_bad_element_by_row(name: str | None, message: str) -> None:
+    m = np.zeros((4, 2))
+    m[3, 1] = 70000
+    with pytest.raises(InvalidVectorError) as err:
+        codecs.check_dense_matrix(m, "halfvec", 2, name=name)
+    assert str(err.value) == message + " (largest magnitude 65504)"
+
+
+def test_check_dense_matrix_without_a_name_words_errors_as_check_dense() -> None:
+    with pytest.raises(InvalidVectorError) as err:
+        codecs.check_dense_matrix(np.ones((2, 2)), "vector", 3)
+    assert str(err.value) == "vector(3): expected 3 dimensions, not 2"
+    m = np.ones((3, 2), dtype=np.float32)
+    m[2, 0] = np.nan
+    with pytest.raises(InvalidVectorError) as err:
+        codecs.check_dense_matrix(m, "vector", 2)
+    assert str(err.value) == "NaN not allowed in vector (row 2, element 0)"
+
+
+def test_check_dense_matrix_finds_inf_and_minus_inf_without_a_numpy_warning() -> None:
+    m = np.ones((3, 2), dtype=np.float32)
+    m[1] = [np.inf, -np.inf]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidVectorError) as err:
+            codecs.check_dense_matrix(m, "vector", 2)
+    assert str(err.value) == "infinite value not allowed in vector (row 1, element 0)"

@@ -6,9 +6,11 @@ import psycopg
 import pytest
 
 from vecalchemy.facts import (
+    BIT_MAX_LENGTH,
     DEFAULT_OPCLASS,
     METRICS,
     OPCLASSES,
+    SEARCH_SETTINGS,
     metric,
     metrics_for,
     opclass_for,
@@ -103,3 +105,30 @@ def test_opclass_info_is_the_reverse_lookup() -> None:
 def test_unknown_metric_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown metric 'dot'; expected one of cosine, hamming"):
         metric("dot")
+
+
+_KINDS = {int: "integer", float: "real", str: "enum"}
+
+
+def _number(value: object) -> float | None:
+    return None if value is None else float(str(value))
+
+
+def test_search_settings_match_pg_settings(raw_conn: psycopg.Connection) -> None:
+    raw_conn.execute("SELECT '[1]'::vector")  # loads the library: its GUCs exist from now on
+    rows = raw_conn.execute(
+        "SELECT name, vartype, min_val, max_val, enumvals FROM pg_settings "
+        "WHERE name LIKE 'hnsw.%' OR name LIKE 'ivfflat.%'"
+    ).fetchall()
+    server = {name: (kind, _number(low), _number(high), c) for name, kind, low, high, c in rows}
+    ours = {
+        g.name: (_KINDS[g.kind], _number(g.low), _number(g.high), list(g.choices) or None)
+        for g in SEARCH_SETTINGS.values()
+    }
+    assert server == ours
+
+
+def test_bit_max_length_is_postgresqls(raw_conn: psycopg.Connection) -> None:
+    raw_conn.execute(f"SELECT NULL::bit({BIT_MAX_LENGTH})")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=str(BIT_MAX_LENGTH)):
+        raw_conn.execute(f"SELECT NULL::bit({BIT_MAX_LENGTH + 1})")

@@ -538,7 +538,7 @@ def test_binds_are_binary_by_the_dialects_colspecs_and_a_users_subclass_keeps_it
             on_plain, on_ours = vtype.dialect_impl(plain.dialect), vtype.dialect_impl(ours.dialect)
             assert type(on_ours) is type(vtype) and type(on_plain) is type(vtype)
             assert on_plain.impl_instance.bind_format == "text"
-            assert on_ours.impl_instance.bind_format == "binary"
+            assert on_ours.impl_instance.bind_format == "psycopg"
             assert on_ours.metric == vtype.metric
             assert isinstance(on_plain.bind_processor(plain.dialect)(np.ones(3)), str)
             assert not isinstance(on_ours.bind_processor(ours.dialect)(np.ones(3)), str)
@@ -553,6 +553,6 @@ def test_install_on_a_vecalchemy_engine_adds_only_engine_events(vector_database_
         before = set(vars(eng.dialect))
         assert install(eng) is True
         assert set(vars(eng.dialect)) == before
-        assert not event.contains(eng, "connect", plugin_module._on_connect)
+        assert not any(event.contains(eng, "connect", c) for c, _ in plugin_module._REGISTER.values())
     finally:
         eng.dispose()

@@ -57,6 +57,7 @@ __all__ = [
     "encode_bits_binary",
     "decode_bits_binary",
     "encode_bits_text",
+    "bits_to_bitstring",
 ]
 
 
@@ -174,9 +175,14 @@ def _check_array(
         with np.errstate(over="ignore", invalid="ignore"):
             # like pgvector's input functions: parse as float4 (strtof), then round to
             # binary16 for halfvec (src/halfvec.c), so both paths round the same way
-            out = arr.astype(np.float32).astype(dtype, copy=False)
-    # a matrix: one float64 sum finds any NaN/inf without an (n, dim) temporary
-    finite = np.isfinite(out.sum(dtype=np.float64)) if rows else np.isfinite(out).all()
+            out = arr.astype(np.float32, copy=False).astype(dtype, copy=False)
+    if rows:
+        # one float64 sum finds any NaN/inf without an (n, dim) temporary (inf - inf is
+        # NaN, which NumPy would warn about)
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(out.sum(dtype=np.float64))
+    else:
+        finite = np.isfinite(out).all()
     if not finite:
         _raise_not_finite(arr, out, sql_type, refuse)
     return out
@@ -316,6 +322,9 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
         bits = bits[:n].astype(bool)
     elif hasattr(value, "to_numpy") and type(value).__module__.startswith("pgvector"):
         bits = np.asarray(value.to_numpy()).astype(bool)
+    elif _is_bitstring(value):  # asyncpg's BitString: its bytes, most significant bit first
+        bits = np.unpackbits(np.frombuffer(value.bytes, dtype=np.uint8), count=len(value))
+        bits = bits.astype(bool)
     elif isinstance(value, (list, tuple, np.ndarray)):
         try:
             arr = np.asarray(value)
@@ -341,8 +350,8 @@ def check_bits(value: Any, length: int | None = None) -> np.ndarray:
             )
     else:
         raise InvalidVectorError(
-            f"{label}: expected a string of 0/1, bytes, or a sequence of bools, "
-            f"got {type(value).__name__}"
+            f"{label}: expected a string of 0/1, bytes, an asyncpg BitString or a sequence "
+            f"of bools, got {type(value).__name__}"
         )
     if bits.size == 0:
         raise InvalidVectorError(f"{label}: a bit string must have at least 1 bit, got 0")
@@ -446,6 +455,17 @@ def decode_bits_binary(data: bytes | bytearray | memoryview) -> str:
     (n,) = BIT_HEADER.unpack_from(data, 0)
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, offset=BIT_HEADER.size), count=n)
     return (bits + 48).tobytes().decode("ascii")
+
+
+def _is_bitstring(value: Any) -> bool:
+    return type(value).__name__ == "BitString" and type(value).__module__.startswith("asyncpg")
+
+
+def bits_to_bitstring(bits: np.ndarray) -> Any:
+    """An ``asyncpg.BitString`` of a ``(n,)`` bool array (what asyncpg's ``bit`` codec takes)."""
+    from asyncpg import BitString
+
+    return BitString.frombytes(np.packbits(bits).tobytes(), bits.shape[0])
 
 
 def encode_bits_text(bits: np.ndarray) -> str:

@@ -21,24 +21,36 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Integer
+from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg
+from sqlalchemy.dialects.postgresql.base import PGCompiler
+from sqlalchemy.dialects.postgresql.pg8000 import PGCompiler_pg8000
 from sqlalchemy.dialects.postgresql.psycopg import PGCompiler_psycopg
 from sqlalchemy.sql.expression import BindParameter
 
 from . import _private
 from .checks import distance_orders
 
-__all__ = ["VecalchemyCompiler", "KEEP_BOUND_LIMITS"]
+__all__ = [
+    "LiteralLimitMixin",
+    "VecalchemyCompiler",
+    "VecalchemyAsyncpgCompiler",
+    "VecalchemyPsycopg2Compiler",
+    "VecalchemyPg8000Compiler",
+    "KEEP_BOUND_LIMITS",
+]
 
 #: compile keyword that keeps LIMIT / OFFSET bound (``PreparedQuery`` binds them itself)
 KEEP_BOUND_LIMITS = "vecalchemy_keep_bound_limits"
 
 
-class VecalchemyCompiler(PGCompiler_psycopg):
-    """``PGCompiler_psycopg`` with literal LIMIT / OFFSET on vector top-k selects."""
+class LiteralLimitMixin:
+    """A PostgreSQL compiler with literal LIMIT / OFFSET on vector top-k selects."""
+
+    process: Any
 
     def limit_clause(self, select: Any, **kw: Any) -> str:
         if kw.pop(KEEP_BOUND_LIMITS, False) or not any(True for _ in distance_orders(select)):
-            text: str = super().limit_clause(select, **kw)  # type: ignore[no-untyped-call]
+            text: str = super().limit_clause(select, **kw)  # type: ignore[misc]
             return text
         # PGCompiler.limit_clause, with integer binds rendered at execution
         text = ""
@@ -56,3 +68,19 @@ class VecalchemyCompiler(PGCompiler_psycopg):
             kw = {**kw, "literal_execute": True}
         text: str = self.process(clause, **kw)
         return text
+
+
+class VecalchemyCompiler(LiteralLimitMixin, PGCompiler_psycopg):
+    """``PGCompiler_psycopg`` with literal LIMIT / OFFSET on vector top-k selects."""
+
+
+class VecalchemyAsyncpgCompiler(LiteralLimitMixin, PGCompiler_asyncpg):
+    """``PGCompiler_asyncpg`` with literal LIMIT / OFFSET on vector top-k selects."""
+
+
+class VecalchemyPsycopg2Compiler(LiteralLimitMixin, PGCompiler):
+    """psycopg2's ``PGCompiler`` with literal LIMIT / OFFSET on vector top-k selects."""
+
+
+class VecalchemyPg8000Compiler(LiteralLimitMixin, PGCompiler_pg8000):
+    """``PGCompiler_pg8000`` with literal LIMIT / OFFSET on vector top-k selects."""

@@ -28,15 +28,25 @@ from typing import Any
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql import base as pg_base
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
 from sqlalchemy.dialects.postgresql.psycopg import (
     PGDialect_psycopg,
     PGDialectAsync_psycopg,
     PGExecutionContext_psycopg,
 )
+from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.engine import Engine
+from sqlalchemy.util import await_only
 
+from .asyncpg import register_asyncpg_codecs
 from .checks import install_query_checks
-from .compiler import VecalchemyCompiler
+from .compiler import (
+    VecalchemyAsyncpgCompiler,
+    VecalchemyCompiler,
+    VecalchemyPg8000Compiler,
+    VecalchemyPsycopg2Compiler,
+)
 from .inserts import PAGE_SIZE, do_execute, group_batches
 from .psycopg import driver_connection, fetch_type_oids, register_on_adapters
 from .results import check_result_format, choose_result_format
@@ -47,8 +57,12 @@ __all__ = [
     "VecalchemyDialectMixin",
     "VecalchemyDialect",
     "VecalchemyAsyncDialect",
+    "VecalchemyAsyncpgDialect",
+    "VecalchemyPsycopg2Dialect",
+    "VecalchemyPg8000Dialect",
     "VecalchemyExecutionContext",
     "install_engine_events",
+    "register_on_connection",
     "DIALECT_FOR_DRIVER",
 ]
 
@@ -78,17 +92,55 @@ def install_engine_events(engine: Engine) -> None:
     install_search_options(engine)
 
 
+def register_on_connection(driver: str, dbapi_connection: Any) -> bool:
+    """Register vecalchemy's binary adapters (psycopg) or codecs (asyncpg) on a new DBAPI
+    connection of SQLAlchemy's; ``False`` for a driver that has none (text path)."""
+    if driver == "psycopg":
+        raw = driver_connection(dbapi_connection)
+        register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
+        return True
+    if driver == "asyncpg":
+        # (on_connect and pool events run inside SQLAlchemy's greenlet for async engines)
+        await_only(register_asyncpg_codecs(dbapi_connection.driver_connection))
+        return True
+    return False
+
+
 #: the dialect's reflection names: vecalchemy's types first, then SQLAlchemy's (live)
 _ISCHEMA_NAMES = ChainMap(dict(REFLECTED_TYPES), pg_base.ischema_names)
 
 
 class VecalchemyDialectMixin:
-    """What every vecalchemy dialect adds to its driver's SQLAlchemy dialect."""
+    """What every vecalchemy dialect adds to its driver's SQLAlchemy dialect: its own
+    reflection names, the binary adapters of its driver on each new connection, and the
+    engine events (query checks, ``vector_search``)."""
 
     supports_statement_cache = True
+    ischema_names: Any = _ISCHEMA_NAMES
+    driver: str
+
+    def on_connect(self) -> Any:
+        parent = super().on_connect()  # type: ignore[misc]
+        driver = self.driver
+
+        def connect(dbapi_connection: Any) -> None:
+            if parent is not None:
+                parent(dbapi_connection)
+            register_on_connection(driver, dbapi_connection)
+
+        return connect
+
+    @classmethod
+    def engine_created(cls, engine: Engine) -> None:
+        install_engine_events(engine)
+
+
+class _PsycopgMixin(VecalchemyDialectMixin):
+    """psycopg 3: binary results per statement, grouped executemany INSERTs."""
+
     execution_ctx_cls: Any = VecalchemyExecutionContext
     statement_compiler: Any = VecalchemyCompiler
-    ischema_names: Any = _ISCHEMA_NAMES
+    colspecs: Any = {**PGDialect_psycopg.colspecs, **binary_impls("psycopg")}
     # executemany INSERTs as pipelined multi-row VALUES batches (vecalchemy.inserts)
     use_insertmanyvalues_wo_returning = True
     insertmanyvalues_page_size = PAGE_SIZE
@@ -113,43 +165,64 @@ class VecalchemyDialectMixin:
     ) -> None:
         do_execute(super().do_execute, cursor, statement, parameters, context)  # type: ignore[misc]
 
-    def on_connect(self) -> Any:
-        parent = super().on_connect()  # type: ignore[misc]
 
-        def connect(dbapi_connection: Any) -> None:
-            if parent is not None:
-                parent(dbapi_connection)
-            raw = driver_connection(dbapi_connection)
-            register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
-
-        return connect
-
-    @classmethod
-    def engine_created(cls, engine: Engine) -> None:
-        install_engine_events(engine)
-
-
-class VecalchemyDialect(VecalchemyDialectMixin, PGDialect_psycopg):
+class VecalchemyDialect(_PsycopgMixin, PGDialect_psycopg):
     """Sync ``postgresql+vecalchemy`` dialect (psycopg 3 underneath)."""
 
     supports_statement_cache = True
-    colspecs = {**PGDialect_psycopg.colspecs, **binary_impls()}
 
     @classmethod
     def get_async_dialect_cls(cls, url: Any) -> Any:
         return VecalchemyAsyncDialect
 
 
-class VecalchemyAsyncDialect(VecalchemyDialectMixin, PGDialectAsync_psycopg):
+class VecalchemyAsyncDialect(_PsycopgMixin, PGDialectAsync_psycopg):
     """Async ``postgresql+vecalchemy`` dialect, chosen by ``create_async_engine``."""
 
     supports_statement_cache = True
-    colspecs = VecalchemyDialect.colspecs
+
+
+class VecalchemyAsyncpgDialect(VecalchemyDialectMixin, PGDialect_asyncpg):
+    """``postgresql+vecalchemy_asyncpg`` (``create_async_engine``): asyncpg with
+    vecalchemy's binary codecs (:mod:`vecalchemy.asyncpg`); asyncpg itself reads and
+    writes every codec'd type in binary and pipelines executemany."""
+
+    supports_statement_cache = True
+    statement_compiler: Any = VecalchemyAsyncpgCompiler
+    colspecs: Any = {**PGDialect_asyncpg.colspecs, **binary_impls("asyncpg")}
+
+
+class VecalchemyPsycopg2Dialect(VecalchemyDialectMixin, PGDialect_psycopg2):
+    """``postgresql+vecalchemy_psycopg2``: psycopg2 on the text path (pgvector's text
+    format, parsed and formatted by NumPy) with the rest of vecalchemy."""
+
+    supports_statement_cache = True
+    statement_compiler: Any = VecalchemyPsycopg2Compiler
+
+
+class VecalchemyPg8000Dialect(VecalchemyDialectMixin, PGDialect_pg8000):
+    """``postgresql+vecalchemy_pg8000``: pg8000 on the text path with the rest of
+    vecalchemy."""
+
+    supports_statement_cache = True
+    statement_compiler: Any = VecalchemyPg8000Compiler
 
 
 #: driver name in a URL -> the name of vecalchemy's dialect for it (``postgresql+NAME``)
-DIALECT_FOR_DRIVER = {"psycopg": "vecalchemy", "psycopg_async": "vecalchemy_async"}
-
+DIALECT_FOR_DRIVER = {
+    "psycopg": "vecalchemy",
+    "psycopg_async": "vecalchemy_async",
+    "asyncpg": "vecalchemy_asyncpg",
+    "psycopg2": "vecalchemy_psycopg2",
+    "pg8000": "vecalchemy_pg8000",
+}
+_CLASSES = {
+    "vecalchemy": "VecalchemyDialect",
+    "vecalchemy_async": "VecalchemyAsyncDialect",
+    "vecalchemy_asyncpg": "VecalchemyAsyncpgDialect",
+    "vecalchemy_psycopg2": "VecalchemyPsycopg2Dialect",
+    "vecalchemy_pg8000": "VecalchemyPg8000Dialect",
+}
 # also without the package's entry points (e.g. running from a source tree)
-registry.register("postgresql.vecalchemy", __name__, "VecalchemyDialect")
-registry.register("postgresql.vecalchemy_async", __name__, "VecalchemyAsyncDialect")
+for _name, _cls in _CLASSES.items():
+    registry.register(f"postgresql.{_name}", __name__, _cls)

@@ -4,10 +4,11 @@
 (``sqlalchemy.plugins`` entry point ``vecalchemy``). SQLAlchemy calls
 :meth:`VecalchemyPlugin.update_url` before it resolves the dialect; the plugin rewrites
 the URL's driver to vecalchemy's dialect for that driver (``postgresql+psycopg`` ->
-``postgresql+vecalchemy``, see :mod:`vecalchemy.dialect`), so a plugin engine and a
-``postgresql+vecalchemy://`` engine are the same code. Works with the ``psycopg`` driver,
-sync and async (``create_async_engine``); with any other driver it changes nothing and
-the types use their text path.
+``postgresql+vecalchemy``, ``postgresql+asyncpg`` -> ``postgresql+vecalchemy_asyncpg``,
+see :mod:`vecalchemy.dialect`), so a plugin engine and an engine of the dialect's URL are
+the same code. Works with psycopg 3,
+sync and async, asyncpg (binary codecs), psycopg2 and pg8000 (text path); with any other
+driver it changes nothing.
 
 :func:`install` turns vecalchemy on for an engine that already exists, with engine
 events only.
@@ -21,8 +22,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import CreateEnginePlugin, Engine
 from sqlalchemy.engine.url import URL
 
-from .dialect import DIALECT_FOR_DRIVER, VecalchemyDialectMixin, install_engine_events
-from .psycopg import driver_connection, fetch_type_oids, register_on_adapters
+from .dialect import (
+    DIALECT_FOR_DRIVER,
+    VecalchemyDialectMixin,
+    install_engine_events,
+    register_on_connection,
+)
 from .results import on_after_cursor_execute, on_before_cursor_execute
 
 __all__ = ["VecalchemyPlugin", "install"]
@@ -31,16 +36,21 @@ __all__ = ["VecalchemyPlugin", "install"]
 _MARK = "vecalchemy_adapters"
 
 
-def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-    raw = driver_connection(dbapi_connection)
-    register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
-    connection_record.info[_MARK] = True
+def _listeners(driver: str) -> tuple[Any, Any]:
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        register_on_connection(driver, dbapi_connection)
+        connection_record.info[_MARK] = True
+
+    def on_checkout(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+        # a connection made before install(): register the adapters at its first checkout
+        if not connection_record.info.get(_MARK):
+            on_connect(dbapi_connection, connection_record)
+
+    return on_connect, on_checkout
 
 
-def _on_checkout(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
-    # a connection made before install(): register the adapters at its first checkout
-    if not connection_record.info.get(_MARK):
-        _on_connect(dbapi_connection, connection_record)
+#: driver -> (connect, checkout) pool listeners registering its adapters or codecs
+_REGISTER = {driver: _listeners(driver) for driver in ("psycopg", "asyncpg")}
 
 
 def install(engine: Engine) -> bool:
@@ -51,22 +61,27 @@ def install(engine: Engine) -> bool:
     (:class:`~vecalchemy.exc.VectorIndexWarning`, see :func:`vecalchemy.install_query_checks`)
     and the ``vector_search`` execution option (:func:`vecalchemy.install_search_options`).
 
-    On a plain psycopg engine it adds, besides those: binary adapters on each new
-    connection (pooled connections get them at their next checkout) and binary results
-    for statements returning vectors (``before/after_cursor_execute`` events). Binds stay
-    text and executemany INSERTs are not regrouped there: those belong to the dialect,
-    so create the engine with the plugin for them.
+    On a plain engine of a supported driver it adds those, and: on psycopg, binary
+    adapters on each new connection (pooled connections get them at their next checkout)
+    and binary results for statements returning vectors (``before/after_cursor_execute``
+    events); on asyncpg, the binary codecs. Binds stay text there and executemany INSERTs
+    are not regrouped: those belong to the dialect, so create the engine with the plugin
+    for them.
 
-    Idempotent. Returns ``False`` (and changes nothing) for a non-psycopg driver.
+    Idempotent. Returns ``False`` (and changes nothing) for a driver vecalchemy does not
+    support.
     """
     dialect = engine.dialect
     if not isinstance(dialect, VecalchemyDialectMixin):
         if dialect.name != "postgresql" or dialect.driver not in DIALECT_FOR_DRIVER:
             return False
-        if not event.contains(engine, "connect", _on_connect):
-            event.listen(engine, "connect", _on_connect)
-            event.listen(engine, "checkout", _on_checkout)
-        if not event.contains(engine, "before_cursor_execute", on_before_cursor_execute):
+        listeners = _REGISTER.get(dialect.driver)
+        if listeners is not None and not event.contains(engine, "connect", listeners[0]):
+            event.listen(engine, "connect", listeners[0])
+            event.listen(engine, "checkout", listeners[1])
+        if dialect.driver == "psycopg" and not event.contains(
+            engine, "before_cursor_execute", on_before_cursor_execute
+        ):
             event.listen(engine, "before_cursor_execute", on_before_cursor_execute)
             event.listen(engine, "after_cursor_execute", on_after_cursor_execute)
     install_engine_events(engine)

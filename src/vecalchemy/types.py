@@ -14,6 +14,7 @@ Results: ``Vector`` -> ``(dim,)`` float32 ``np.ndarray``; ``HalfVec`` -> float16
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,9 +53,9 @@ class _PgvectorImpl(UserDefinedType[Any]):
     sql_name: ClassVar[str] = ""
     no_dim_spec: ClassVar[str] = ""
     #: How the vector types bind values on a dialect whose impl this is: ``"text"``
-    #: (pgvector's text format, any driver) or ``"binary"`` (the validated value itself,
-    #: for a driver with vecalchemy's binary adapters). A dialect chooses by mapping these
-    #: classes to subclasses in its ``colspecs`` (see :func:`binary_impls`).
+    #: (pgvector's text format, any driver), ``"psycopg"`` or ``"asyncpg"`` (what that
+    #: driver's binary adapters registered by vecalchemy take). A dialect chooses by
+    #: mapping these classes to subclasses in its ``colspecs`` (see :func:`binary_impls`).
     bind_format: ClassVar[str] = "text"
 
     def __init__(self, dim: int | None = None) -> None:
@@ -263,7 +264,7 @@ class VectorType(TypeDecorator[Any]):
     def _equal(self, x: Any, y: Any) -> bool:
         return bool(np.array_equal(x, y))
 
-    # binding and results: subclasses implement _check, _bind_binary, _to_text, _from_*
+    # binding and results: subclasses implement _check, _to_text, _from_*
     def bind_processor(self, dialect: Any) -> Any:
         """One closure per (type, dialect) doing what :meth:`process_bind_param` does.
 
@@ -273,7 +274,7 @@ class VectorType(TypeDecorator[Any]):
         """
         if type(self).process_bind_param is not VectorType.process_bind_param:
             return super().bind_processor(dialect)
-        check_then_bind = self._checker(self._binder() if self._binds_binary() else self._to_text)
+        check_then_bind = self._checker(self._bind_value(dialect))
 
         def process(value: Any) -> Any:
             if value is None:
@@ -282,25 +283,37 @@ class VectorType(TypeDecorator[Any]):
 
         return process
 
-    def _checker(self, then: Any) -> Any:
+    def _checker(self, then: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
         check = self._check
+        if then is None:
+            return check
         return lambda value: then(check(value))
 
-    def _binder(self) -> Any:
-        return self._bind_binary
-
-    def _binds_binary(self) -> bool:
+    def _bind_format(self) -> str:
         # (called on the dialect's copy of the type, whose impl the dialect's colspecs chose)
         impl = self.impl_instance
-        return isinstance(impl, _PgvectorImpl) and impl.bind_format == "binary"
+        return impl.bind_format if isinstance(impl, _PgvectorImpl) else "text"
+
+    def _bind_value(self, dialect: Any) -> Callable[[Any], Any] | None:
+        """What turns a checked value into the bound one on ``dialect`` (``None``: the
+        checked value itself): pgvector text, or what the driver's binary adapters take."""
+        bind_format = self._bind_format()
+        if bind_format == "text":
+            return self._text_binder(dialect)
+        return self._binary_binder(bind_format)
+
+    def _text_binder(self, dialect: Any) -> Callable[[Any], Any] | None:
+        return self._to_text
+
+    def _binary_binder(self, bind_format: str) -> Callable[[Any], Any] | None:
+        return None  # (the driver's dumper or codec takes the checked value)
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
             return None
         checked = self._check(value)
-        if self._binds_binary():
-            return self._bind_binary(checked)
-        return self._to_text(checked)
+        then = self._bind_value(dialect)
+        return checked if then is None else then(checked)
 
     def process_literal_param(self, value: Any, dialect: Any) -> Any:
         if value is None:
@@ -347,9 +360,6 @@ class VectorType(TypeDecorator[Any]):
     def _check(self, value: Any) -> Any:
         raise NotImplementedError
 
-    def _bind_binary(self, checked: Any) -> Any:
-        raise NotImplementedError
-
     def _to_text(self, checked: Any) -> str:
         raise NotImplementedError
 
@@ -366,14 +376,8 @@ class _DenseType(VectorType):
     def _check(self, value: Any) -> np.ndarray:
         return codecs.check_dense(value, self.sql_type, self.dim)
 
-    def _checker(self, then: Any) -> Any:
+    def _checker(self, then: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
         return codecs.dense_checker(self.sql_type, self.dim, then)
-
-    def _binder(self) -> Any:
-        return None  # the checked array itself (vecalchemy.psycopg._ArrayBinaryDumper)
-
-    def _bind_binary(self, checked: Any) -> Any:
-        return checked
 
     def _to_text(self, checked: Any) -> str:
         return codecs.encode_dense_text(checked)
@@ -433,9 +437,6 @@ class SparseVec(VectorType):
     def _check(self, value: Any) -> SparseVector:
         return codecs.check_sparse(value, self.dim)
 
-    def _bind_binary(self, checked: Any) -> Any:
-        return checked
-
     def _to_text(self, checked: Any) -> str:
         return codecs.encode_sparse_text(checked)
 
@@ -482,8 +483,13 @@ class Bit(VectorType):
     def _check(self, value: Any) -> np.ndarray:
         return codecs.check_bits(value, self.dim)
 
-    def _bind_binary(self, checked: Any) -> Any:
-        return BitParam(checked)
+    def _text_binder(self, dialect: Any) -> Callable[[Any], Any] | None:
+        # asyncpg binds bit in binary through its own codec, also without vecalchemy's
+        # dialect, and takes only its BitString
+        return codecs.bits_to_bitstring if dialect.driver == "asyncpg" else self._to_text
+
+    def _binary_binder(self, bind_format: str) -> Callable[[Any], Any] | None:
+        return BitParam if bind_format == "psycopg" else codecs.bits_to_bitstring
 
     def _to_text(self, checked: Any) -> str:
         return codecs.encode_bits_text(checked)
@@ -511,16 +517,20 @@ TYPES_BY_SQL_TYPE: dict[str, type[VectorType]] = {
 # --- per-dialect binding ----------------------------------------------------------------
 
 
-def binary_impls() -> dict[type[Any], type[Any]]:
-    """``colspecs`` entries making the four types bind in binary on a dialect.
+def binary_impls(bind_format: str) -> dict[type[Any], type[Any]]:
+    """``colspecs`` entries making the four types bind for a driver's binary adapters.
 
-    Maps each DDL-level impl (``VECTOR`` ...) to a subclass whose
-    :attr:`~_PgvectorImpl.bind_format` is ``"binary"``, the way SQLAlchemy's own
-    dialects map a generic type to their driver's implementation; a subclass of
-    ``Vector`` written by a user keeps its class (only the impl is adapted).
+    ``bind_format``: ``"psycopg"`` or ``"asyncpg"``. Maps each DDL-level impl
+    (``VECTOR`` ...) to a subclass with that :attr:`~_PgvectorImpl.bind_format`, the way
+    SQLAlchemy's own dialects map a generic type to their driver's implementation; a
+    subclass of ``Vector`` written by a user keeps its class (only the impl is adapted).
     """
     return {
-        impl: type(impl.__name__, (impl,), {"bind_format": "binary", "cache_ok": True})
+        impl: type(
+            f"{impl.__name__}_{bind_format}",
+            (impl,),
+            {"bind_format": bind_format, "cache_ok": True, "__module__": __name__},
+        )
         for impl in (VECTOR, HALFVEC, SPARSEVEC, BITSTRING)
     }
 

@@ -4,7 +4,7 @@
 ``pg_stat_progress_create_index`` (a tqdm bar or a callback); a ``concurrently=True``
 index is built on an AUTOCOMMIT connection (PostgreSQL refuses ``CREATE INDEX
 CONCURRENTLY`` in a transaction block) and the INVALID index a failed build leaves is
-dropped. Phase names: pgvector src/hnswbuild.c, src/ivfbuild.c.
+dropped. The phases reported are pgvector's (src/hnsw.c, src/ivfflat.c).
 """
 
 from __future__ import annotations
