@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from conftest import make_async_engine
+from conftest import ASYNC_MODES, make_async_engine
 from psycopg.pq import Format
 from sqlalchemy import Column, Integer, MetaData, Table, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -14,8 +14,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from vecalchemy import Bit, HalfVec, SparseVec, SparseVector, Vector, avg
 from vecalchemy.dialect import VecalchemyAsyncDialect
-
-ASYNC_MODES = ("text", "plugin", "dialect")
 
 
 @pytest.fixture(params=ASYNC_MODES)

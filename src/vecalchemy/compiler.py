@@ -83,4 +83,15 @@ class VecalchemyPsycopg2Compiler(LiteralLimitMixin, PGCompiler):
 
 
 class VecalchemyPg8000Compiler(LiteralLimitMixin, PGCompiler_pg8000):
-    """``PGCompiler_pg8000`` with literal LIMIT / OFFSET on vector top-k selects."""
+    """``PGCompiler_pg8000`` with literal LIMIT / OFFSET on vector top-k selects, and
+    pgvector's ``<%>`` (Jaccard) written ``<%%>``: pg8000 reads every ``%`` of a statement
+    as a parameter marker, and SQLAlchemy escapes it for its own ``%`` operator only."""
+
+    def visit_custom_op_binary(self, element: Any, operator: Any, **kw: Any) -> str:
+        if "%" not in operator.opstring:
+            text: str = super().visit_custom_op_binary(element, operator, **kw)
+            return text
+        kw["eager_grouping"] = operator.eager_grouping
+        opstring = operator.opstring.replace("%", "%%")
+        generic: str = self._generate_generic_binary(element, f" {opstring} ", **kw)
+        return generic

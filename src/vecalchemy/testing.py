@@ -22,7 +22,14 @@ import tempfile
 import threading
 from typing import Any
 
-__all__ = ["database_url", "libpq_conninfo", "DatabaseUnavailable", "ENV_VAR", "DOCKER_IMAGE"]
+__all__ = [
+    "database_url",
+    "driver_url",
+    "libpq_conninfo",
+    "DatabaseUnavailable",
+    "ENV_VAR",
+    "DOCKER_IMAGE",
+]
 
 ENV_VAR = "VECALCHEMY_DATABASE_URL"
 DOCKER_IMAGE = "pgvector/pgvector:pg17"
@@ -87,6 +94,21 @@ def _embedded_url() -> str:
     server = pgserver.get_server(pgdata, cleanup_mode="delete")
     _keep.append(server)
     return str(server.get_uri())
+
+
+def driver_url(url: str, driver: str) -> str:
+    """``url`` (a ``postgresql+psycopg`` URL from :func:`database_url`) for another
+    driver: ``"psycopg"``, ``"asyncpg"``, ``"psycopg2"`` or ``"pg8000"``, or one of
+    vecalchemy's dialect names (``"vecalchemy_asyncpg"`` ...). A Unix-socket ``host``
+    becomes pg8000's ``unix_sock`` (the socket file), which pg8000 needs instead."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url).set(drivername=f"postgresql+{driver}")
+    host = u.query.get("host")
+    if driver.endswith("pg8000") and isinstance(host, str) and host.startswith("/"):
+        socket = f"{host.rstrip('/')}/.s.PGSQL.{u.port or 5432}"
+        u = u.difference_update_query(["host"]).update_query_dict({"unix_sock": socket})
+    return u.render_as_string(hide_password=False)
 
 
 def libpq_conninfo(url: str) -> str:
