@@ -46,6 +46,13 @@ from sqlalchemy.types import UserDefinedType
 
 from vecalchemy import Bit, HalfVec, SparseVec, SparseVector, Vector, install
 
+# the per-statement result format is vecalchemy's psycopg 3 path; asyncpg reads every type
+# with a binary codec in binary itself (tests/test_asyncpg.py compares it with plain asyncpg)
+pytestmark = pytest.mark.psycopg_only(
+    "binary results chosen per statement are vecalchemy's psycopg 3 path; asyncpg decodes "
+    "codec'd types in binary itself and psycopg2/pg8000 read text"
+)
+
 TEXT, BINARY = 0, 1
 
 

@@ -55,6 +55,13 @@ from vecalchemy.inserts import PAGE_SIZE, BatchedParameters
 
 VECALCHEMY_MODES = ("plugin", "dialect")
 
+# what these tests read is psycopg's wire (libpq's trace) and vecalchemy's psycopg grouping;
+# the behaviour every driver shares is tested in tests/test_executemany.py
+pytestmark = pytest.mark.psycopg_only(
+    "executemany INSERTs grouped into pipelined multi-row batches are vecalchemy's psycopg 3 "
+    "path, read from libpq's trace; other drivers send SQLAlchemy's own executemany"
+)
+
 _PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+(?: \d+)*$', re.DOTALL)
 _BIND = re.compile(r'^ "[^"]*" "([^"]*)" (\d+)((?: \d+)*)')
 

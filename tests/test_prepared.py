@@ -61,6 +61,13 @@ from vecalchemy import (
 )
 from vecalchemy.facts import METRICS, metrics_for
 
+# what these tests read is psycopg 3's: libpq's trace, its cursors, result formats and error
+# classes; PreparedQuery on the other drivers is tested in tests/test_prepared_drivers.py
+pytestmark = pytest.mark.psycopg_only(
+    "reads psycopg 3's wire (libpq trace), cursors and error classes; PreparedQuery on "
+    "this driver is tested in tests/test_prepared_drivers.py"
+)
+
 N = 20
 DIM = 3
 SPARSE_DIM = 5
@@ -680,7 +687,7 @@ def test_in_with_a_list_is_refused(db: Engine, style: str) -> None:
 
 def test_non_psycopg_dialect_is_refused() -> None:
     pq = PreparedQuery(select(items.c.id))
-    with pytest.raises(ValueError, match="runs on psycopg 3; this engine uses sqlite\\+pysqlite"):
+    with pytest.raises(ValueError, match="; this engine uses sqlite\\+pysqlite"):
         pq._plan(sqlite.dialect())
     eng = create_engine("sqlite://")
     with eng.connect() as conn, pytest.raises(ValueError, match="sqlite\\+pysqlite"):
@@ -688,12 +695,21 @@ def test_non_psycopg_dialect_is_refused() -> None:
     eng.dispose()
 
 
-def test_positional_paramstyle_is_refused(vector_database_url: str, vector_schema: str) -> None:
+def test_positional_paramstyle_binds_in_the_order_of_the_sql(
+    vector_database_url: str, vector_schema: str
+) -> None:
     eng = make_engine(vector_database_url, vector_schema, "text", paramstyle="format")
     try:
-        pq = PreparedQuery(select(items.c.id).where(items.c.id == bindparam("i")))
-        with eng.connect() as conn, pytest.raises(ValueError, match="uses format"):
-            pq.all(conn, i=1)
+        md.create_all(eng)
+        with eng.begin() as conn:
+            conn.execute(insert(items), _rows())
+        pq = PreparedQuery(
+            select(items.c.id)
+            .where(items.c.id > bindparam("lo"), items.c.id < bindparam("hi"))
+            .order_by(items.c.id)
+        )
+        with eng.connect() as conn:
+            assert pq.scalars(conn, hi=6, lo=2) == [3, 4, 5]
     finally:
         eng.dispose()
 

@@ -89,7 +89,9 @@ class VecalchemyPg8000Compiler(LiteralLimitMixin, PGCompiler_pg8000):
 
     def visit_custom_op_binary(self, element: Any, operator: Any, **kw: Any) -> str:
         if "%" not in operator.opstring:
-            text: str = super().visit_custom_op_binary(element, operator, **kw)
+            text: str = super().visit_custom_op_binary(  # type: ignore[no-untyped-call]
+                element, operator, **kw
+            )
             return text
         kw["eager_grouping"] = operator.eager_grouping
         opstring = operator.opstring.replace("%", "%%")

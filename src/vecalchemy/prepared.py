@@ -56,6 +56,10 @@ from .results import binary_results_ok, driver_cursor, loads_in_binary
 
 __all__ = ["PreparedQuery"]
 
+#: the drivers PreparedQuery runs on (psycopg 3 with binary results; asyncpg with its
+#: binary codecs; psycopg2 and pg8000 on the text path)
+_DRIVERS = ("psycopg", "asyncpg", "psycopg2", "pg8000")
+
 
 def _literal_int(clause: Any) -> Any:
     """An anonymous integer bind (``.limit(10)``) as the literal ``10``, else ``None``."""
@@ -105,6 +109,7 @@ class _Plan:
     """A statement compiled for one dialect."""
 
     sql: str
+    positions: tuple[str, ...] | None  # positional styles: the bind name of each position
     binds: tuple[tuple[str, str, Any], ...]  # (name, name in the SQL, bind processor)
     defaults: dict[str, Any]
     callables: dict[str, Any]  # bindparam(callable_=...): called at every execution
@@ -159,10 +164,10 @@ class PreparedQuery:
         return plan
 
     def _compile(self, dialect: Any) -> _Plan:
-        if dialect.name != "postgresql" or dialect.driver not in ("psycopg", "psycopg_async"):
+        if dialect.name != "postgresql" or dialect.driver not in _DRIVERS:
             raise ValueError(
-                f"PreparedQuery runs on psycopg 3; this engine uses "
-                f"{dialect.name}+{dialect.driver}"
+                f"PreparedQuery runs on PostgreSQL through {', '.join(_DRIVERS)}; this "
+                f"engine uses {dialect.name}+{dialect.driver}"
             )
         compiled: Any = self._compiled_statement.compile(
             dialect=dialect, compile_kwargs={KEEP_BOUND_LIMITS: True}
@@ -173,18 +178,17 @@ class PreparedQuery:
                 "has expanding or literal_execute parameters (e.g. IN with a list); run it "
                 "with Connection.execute()"
             )
-        if compiled.positional:
-            raise ValueError(
-                f"PreparedQuery supports named parameter styles; {dialect.name}+"
-                f"{dialect.driver} uses {dialect.paramstyle}"
-            )
         for message in cached_verdict(compiled):
             warnings.warn(message, VectorIndexWarning, stacklevel=user_stacklevel())
         escaped = compiled.escaped_bind_names or {}
         binds = []
         defaults = {}
         callables = {}
-        for bindparam, name in compiled.bind_names.items():
+        by_name = {name: bindparam for bindparam, name in compiled.bind_names.items()}
+        # (positional styles, asyncpg's $1 and pg8000's %s: in the order of the SQL)
+        names = compiled.positiontup if compiled.positional else list(by_name)
+        for name in dict.fromkeys(names):
+            bindparam = by_name[name]
             processor = bindparam.type.dialect_impl(dialect).bind_processor(dialect)
             binds.append((name, escaped.get(name, name), processor))
             if bindparam.callable is not None:
@@ -194,6 +198,7 @@ class PreparedQuery:
         result_types = tuple(c.type for c in self.statement.selected_columns)
         return _Plan(
             sql=compiled.string,
+            positions=tuple(names) if compiled.positional else None,
             binds=tuple(binds),
             defaults=defaults,
             callables=callables,
@@ -201,7 +206,7 @@ class PreparedQuery:
             binary=binary_results_ok(compiled),
         )
 
-    def _parameters(self, plan: _Plan, params: dict[str, Any]) -> dict[str, Any]:
+    def _parameters(self, plan: _Plan, params: dict[str, Any]) -> Any:
         names = [name for name, _, _ in plan.binds]
         unknown = params.keys() - set(names)
         if unknown:
@@ -220,10 +225,12 @@ class PreparedQuery:
                     f"a value is required for bind parameter {name!r}"
                 ) from None
             out[key] = value if processor is None else processor(value)
+        if plan.positions is not None:
+            return tuple(out[name] for name in plan.positions)
         return out
 
     def _rows(self, plan: _Plan, dialect: Any, description: Any, rows: Sequence[Any]) -> list[Any]:
-        codes = tuple(c.type_code for c in description or ())
+        codes = tuple(c[1] for c in description or ())  # (DB-API: name, type_code, ...)
         known = self._processors.setdefault(dialect, {})
         processors = known.get(codes)
         if processors is None:
@@ -237,21 +244,21 @@ class PreparedQuery:
                 for i, code in enumerate(codes)
             )
         if not any(processors):
-            return list(rows)
+            # (psycopg gives tuples; asyncpg Records, pg8000 lists)
+            return [r if type(r) is tuple else tuple(r) for r in rows]
         pairs = tuple(enumerate(processors))
         return [tuple(row[i] if p is None else p(row[i]) for i, p in pairs) for row in rows]
 
     @staticmethod
     def _error(
-        dialect: Any, e: psycopg.Error, plan: _Plan, parameters: Any, cursor: Any
+        dialect: Any, e: Exception, plan: _Plan, parameters: Any, cursor: Any, connection: Any
     ) -> tuple[sa_exc.StatementError, bool]:
-        driver_connection = getattr(cursor, "connection", None)
-        invalidated = dialect.is_disconnect(e, driver_connection, cursor)
+        invalidated = dialect.is_disconnect(e, connection, cursor)
         error = sa_exc.DBAPIError.instance(
             plan.sql,
             parameters,
             e,
-            psycopg.Error,
+            dialect.loaded_dbapi.Error,
             connection_invalidated=invalidated,
             dialect=dialect,
         )
@@ -300,8 +307,11 @@ class PreparedQuery:
             cursor.execute(plan.sql, parameters)
             rows = cursor.fetchall()
             description = cursor.description
-        except psycopg.Error as e:
-            error, invalidated = self._error(dialect, e, plan, parameters, cursor)
+        except dialect.loaded_dbapi.Error as e:
+            dbapi_connection = connection.connection.dbapi_connection
+            error, invalidated = self._error(
+                dialect, e, plan, parameters, cursor, dbapi_connection
+            )
             if invalidated:
                 connection.invalidate(e)
             raise error from e
@@ -313,6 +323,9 @@ class PreparedQuery:
             cursor.close()
         self._check_format(dialect, plan, inner, description)
         return self._rows(plan, dialect, description, rows)
+
+    def _all_sync(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return self.all(connection, **params)
 
     def scalars(self, conn: Connection | Session, /, **params: Any) -> list[Any]:
         """:meth:`all`, first column only."""
@@ -335,6 +348,11 @@ class PreparedQuery:
         if not connection.in_transaction():
             await connection.begin()
         dialect = connection.dialect
+        if dialect.driver != "psycopg":
+            # the DBAPI adapter's cursor in SQLAlchemy's greenlet: its transaction, its
+            # prepared-statement cache and the driver's binary codecs (asyncpg)
+            rows: list[tuple[Any, ...]] = await connection.run_sync(self._all_sync, params)
+            return rows
         plan = self._plan(dialect)
         parameters = self._parameters(plan, params)
         raw = await connection.get_raw_connection()
@@ -347,7 +365,7 @@ class PreparedQuery:
             rows = await cursor.fetchall()
             description = cursor.description
         except psycopg.Error as e:
-            error, invalidated = self._error(dialect, e, plan, parameters, cursor)
+            error, invalidated = self._error(dialect, e, plan, parameters, cursor, raw)
             if invalidated:
                 await connection.invalidate(e)
             raise error from e
