@@ -299,7 +299,7 @@ def test_literal_binds_render_a_cast_literal_the_server_accepts(engine: Engine) 
     md.create_all(engine)
     q = select(t.c.x.l2_distance([1, 2.5, -3]))
     sql = str(q.compile(engine, compile_kwargs={"literal_binds": True}))
-    assert "'[1.0,2.5,-3.0]'::VECTOR(3)" in sql
+    assert "'[1,2.5,-3]'::VECTOR(3)" in sql
     with engine.begin() as conn:
         conn.execute(insert(t), {"id": 1, "x": [1, 2.5, -3]})
         assert conn.exec_driver_sql(sql).scalar_one() == 0.0

@@ -20,6 +20,7 @@ its matrix form :func:`check_dense_matrix` for ``copy_rows``.
 from __future__ import annotations
 
 import decimal
+import functools
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -383,9 +384,22 @@ def decode_dense_binary(
     return wire.astype(DENSE_DTYPES[sql_type])
 
 
+#: significant digits that round-trip every value of the dtype through text (float32: 9,
+#: IEEE binary16: 5); pgvector parses text with strtof, then rounds to binary16 for halfvec
+_ROUND_TRIP_DIGITS = {np.dtype(np.float32): 9, np.dtype(np.float16): 5}
+
+
+@functools.lru_cache(maxsize=64)
+def _text_format(n: int, digits: int) -> str:
+    # one %-format for the whole vector: ~2.5x faster than NumPy's astype(str) (Dragon4)
+    return ",".join([f"%.{digits}g"] * n)
+
+
 def encode_dense_text(arr: np.ndarray) -> str:
-    """pgvector text ``[1,2.5,...]`` using NumPy's shortest round-trip formatting."""
-    return "[" + ",".join(arr.astype(str)) + "]"
+    """pgvector text ``[1,2.5,...]`` of a checked float32 / float16 array, each element with
+    the significant digits that round-trip its dtype (9 / 5)."""
+    digits = _ROUND_TRIP_DIGITS.get(arr.dtype, 17)
+    return "[" + _text_format(arr.shape[0], digits) % tuple(arr.tolist()) + "]"
 
 
 def decode_dense_text(text: str | bytes, sql_type: str = "vector") -> np.ndarray:
@@ -425,8 +439,8 @@ def encode_sparse_text(sv: SparseVector) -> str:
     """pgvector text ``{1:1.5,3:2}/5`` (1-based indices)."""
     if sv.nnz == 0:
         return f"{{}}/{sv.dim}"
-    pairs = np.char.add(np.char.add((sv.indices + 1).astype(str), ":"), sv.values.astype(str))
-    return "{" + ",".join(pairs) + f"}}/{sv.dim}"
+    pairs = ",".join(map("%d:%.9g".__mod__, zip((sv.indices + 1).tolist(), sv.values.tolist())))
+    return "{" + pairs + f"}}/{sv.dim}"
 
 
 def decode_sparse_text(text: str | bytes) -> SparseVector:

@@ -602,8 +602,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="N = 10k, 50k, 200k: insert, copy, fetch, without the peer",
     )
+    parser.add_argument(
+        "--driver",
+        choices=["psycopg", "asyncpg", "psycopg2", "pg8000"],
+        default="psycopg",
+        help="another driver's workloads (tests/benchmarks/bench_drivers.py)",
+    )
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # child process of peak_memory
     args = parser.parse_args(argv)
+    if args.driver != "psycopg":
+        from bench_drivers import main as drivers_main
+
+        extra = ["--no-peer"] if args.no_peer else []
+        return drivers_main(
+            ["--driver", args.driver, "--n", str(args.n), "--dim", str(args.dim)]
+            + ["--repeats", str(args.repeats), *extra]
+        )
     if args.probe:
         probe(args.probe, args.dim)
         return 0
