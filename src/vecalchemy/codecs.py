@@ -439,7 +439,9 @@ def encode_sparse_text(sv: SparseVector) -> str:
     """pgvector text ``{1:1.5,3:2}/5`` (1-based indices)."""
     if sv.nnz == 0:
         return f"{{}}/{sv.dim}"
-    pairs = ",".join(map("%d:%.9g".__mod__, zip((sv.indices + 1).tolist(), sv.values.tolist())))
+    pairs = ",".join(
+        map("%d:%.9g".__mod__, zip((sv.indices + 1).tolist(), sv.values.tolist(), strict=True))
+    )
     return "{" + pairs + f"}}/{sv.dim}"
 
 
