@@ -19,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
+from test_prepared import assert_same_rows
 
 from vecalchemy import (
     Bit,
@@ -76,19 +77,6 @@ def _query(sql_type: str) -> Any:
     return q.astype(np.float16) if sql_type == "halfvec" else q
 
 
-def _same(got: list[tuple[Any, ...]], expected: list[Any]) -> None:
-    assert len(got) == len(expected)
-    for g, e in zip(got, expected, strict=True):
-        assert isinstance(g, tuple) and len(g) == len(e)
-        for a, b in zip(g, tuple(e), strict=True):
-            assert type(a) is type(b), (a, b)
-            if isinstance(a, np.ndarray):
-                assert a.dtype == b.dtype
-                np.testing.assert_array_equal(a, b)
-            else:
-                assert a == b
-
-
 @pytest.fixture
 def db(engine: Engine) -> Engine:
     md.create_all(engine)
@@ -107,7 +95,7 @@ def test_top_k_by_each_metric_matches_execute(db: Engine, sql_type: str, metric:
         expected = conn.execute(stmt, {"q": q}).all()
         got = PreparedQuery(stmt).all(conn, q=q)
     assert len(got) == 5
-    _same(got, expected)
+    assert_same_rows(got, expected)
 
 
 def test_runs_in_the_callers_transaction_and_sees_its_rows(db: Engine) -> None:
@@ -192,7 +180,7 @@ async def test_async_connection_and_session_return_executes_rows(async_db: Async
     async with async_db.connect() as aconn:
         got = await pq.all_async(aconn, q=q, k=5)
         assert aconn.in_transaction()
-        _same(got, (await aconn.execute(TOP_K, {"q": q, "k": 5})).all())
+        assert_same_rows(got, (await aconn.execute(TOP_K, {"q": q, "k": 5})).all())
         assert await pq.scalars_async(aconn, q=q, k=2) == [r[0] for r in got[:2]]
     async with AsyncSession(async_db) as session:
         await session.execute(insert(items), [{"id": N + 1, "label": "x", "v": q}])
