@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime, timezone
+from decimal import Decimal
 
 import numpy as np
 import pytest
-from conftest import make_async_engine, make_engine
+from conftest import ASYNC_MODES, make_async_engine, make_engine
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
+    DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     Table,
     Text,
+    Uuid,
     func,
+    literal_column,
+    or_,
     select,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -103,6 +115,43 @@ def test_copy_rows_writes_nulls_and_text_through_the_row_path(
     assert np.array_equal(np.stack([np.asarray(r[6]) for r in rows]), m)
 
 
+def test_copy_rows_writes_other_column_types_through_the_row_path(engine: Engine) -> None:
+    md = MetaData()
+    table = Table(
+        "typed_items",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("at", DateTime(timezone=True)),
+        Column("day", Date),
+        Column("key", Uuid),
+        Column("doc", JSONB),
+        Column("price", Numeric(10, 3)),
+        Column("blob", LargeBinary),
+        Column("embedding", Vector(DIM)),
+    )
+    md.create_all(engine)
+    rows = [
+        (
+            i,
+            datetime(2024, 1, 2, 3, 4, 5, i, tzinfo=timezone.utc),
+            date(2024, 2, 1 + i),
+            uuid.UUID(int=i + 1),
+            {"n": i, "tags": ["a", None]},
+            Decimal(f"{i}.125"),
+            bytes([i, 0, 255]),
+        )
+        for i in range(5)
+    ]
+    names = [c.name for c in table.columns][:7]
+    data: dict[str, object] = {name: [r[k] for r in rows] for k, name in enumerate(names)}
+    data["embedding"] = m = _matrix(5)
+    with engine.begin() as conn:
+        copy_rows(conn, table, data, progress=False)
+    got = _all_rows(engine, table)
+    assert [r[:7] for r in got] == rows
+    assert np.array_equal(np.stack([np.asarray(r[7]) for r in got]), m)
+
+
 @pytest.mark.parametrize("with_text", [False, True], ids=["record-path", "row-path"])
 def test_copy_rows_chunks_cross_boundaries_without_losing_rows(
     engine: Engine, items: Table, with_text: bool
@@ -137,12 +186,17 @@ def test_copy_rows_progress_bar_is_drawn_with_tqdm_and_skipped_without_it(
 def test_copy_rows_refuses_a_nan_row_before_sending_anything(engine: Engine, items: Table) -> None:
     m = _matrix(30)
     m[17, 3] = np.nan
-    with engine.begin() as conn, pytest.raises(InvalidVectorError) as err:
-        copy_rows(conn, items, {"id": np.arange(30), "embedding": m}, progress=False)
+    with engine.connect() as conn:
+        conn.execute(items.insert(), {"id": 100, "embedding": m[0]})
+        with pytest.raises(InvalidVectorError) as err:
+            copy_rows(conn, items, {"id": np.arange(30), "embedding": m}, progress=False)
+        # nothing was sent: no COPY failed, the transaction goes on with its own row
+        assert conn.execute(select(func.count()).select_from(items)).scalar() == 1
+        conn.commit()
     assert str(err.value) == (
         "embedding (vector(8)): NaN not allowed in vector (row 17, element 3)"
     )
-    assert _all_rows(engine, items) == []
+    assert [r[0] for r in _all_rows(engine, items)] == [100]
 
 
 def test_copy_rows_refuses_infinity_and_float32_overflow(engine: Engine, items: Table) -> None:
@@ -209,12 +263,72 @@ def test_copy_rows_joins_the_callers_transaction(engine: Engine, items: Table) -
     assert _all_rows(engine, items) == []
 
 
+@pytest.mark.parametrize("with_text", [False, True], ids=["record-path", "row-path"])
 def test_copy_rows_shows_a_progress_bar_with_the_row_count(
-    engine: Engine, items: Table, capsys: pytest.CaptureFixture[str]
+    engine: Engine, items: Table, capsys: pytest.CaptureFixture[str], with_text: bool
+) -> None:
+    data: dict[str, object] = {"id": np.arange(40), "embedding": _matrix(40)}
+    if with_text:
+        data["note"] = [f"n{i}" for i in range(40)]
+    with engine.begin() as conn:
+        copy_rows(conn, items, data, chunk_rows=16)
+    err = capsys.readouterr().err
+    assert "COPY items" in err and "40/40" in err
+    assert len(_all_rows(engine, items)) == 40
+
+
+def test_copy_rows_aborts_the_copy_when_an_iterable_column_ends_early(
+    engine: Engine, items: Table
+) -> None:
+    m = _matrix(10)
+    notes = (f"n{i}" for i in range(6))  # a generator: its length is known only at the end
+    with engine.connect() as conn:
+        with pytest.raises(ValueError) as err:
+            copy_rows(
+                conn,
+                items,
+                {"id": np.arange(10), "note": notes, "embedding": m},
+                chunk_rows=4,
+                progress=False,
+            )
+        # the first chunk was sent; the COPY and its transaction were aborted, and the
+        # connection is usable again after a rollback
+        conn.rollback()
+        assert conn.execute(select(func.count()).select_from(items)).scalar() == 0
+    assert str(err.value) == "copy_rows: column 'note' ended after 6 rows, expected 10"
+    assert _all_rows(engine, items) == []
+
+
+def test_copy_rows_raises_the_servers_error_and_leaves_the_connection_usable(
+    engine: Engine, items: Table
 ) -> None:
     with engine.begin() as conn:
-        copy_rows(conn, items, {"id": np.arange(40), "embedding": _matrix(40)}, chunk_rows=16)
-    assert "40/40" in capsys.readouterr().err
+        conn.execute(items.insert(), {"id": 3, "embedding": np.ones(DIM)})
+    with engine.connect() as conn:
+        with pytest.raises(Exception, match="duplicate key value violates unique constraint"):
+            copy_rows(conn, items, {"id": np.arange(10), "embedding": _matrix(10)}, chunk_rows=4)
+        conn.rollback()
+        assert conn.execute(select(func.count()).select_from(items)).scalar() == 1
+
+
+def test_copy_rows_and_fetch_matrix_refuse_a_driver_they_do_not_know(
+    engine: Engine, items: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.connect() as conn:
+        conn.execute(items.insert(), {"id": 1, "embedding": np.ones(DIM)})
+        monkeypatch.setattr(conn.dialect, "driver", "pygresql")
+        with pytest.raises(NotImplementedError) as err:
+            copy_rows(conn, items, {"id": np.arange(2) + 5, "embedding": _matrix(2)})
+        assert str(err.value) == (
+            "copy_rows: binary COPY is not implemented for the 'pygresql' driver; use "
+            "psycopg (postgresql+psycopg://), asyncpg, psycopg2 or pg8000, or executemany "
+            "INSERTs / a plain select"
+        )
+        with pytest.raises(NotImplementedError, match="^fetch_matrix: .* 'pygresql' driver"):
+            fetch_matrix(conn, items.c.embedding)
+        monkeypatch.undo()
+        # nothing was sent: the transaction goes on
+        assert conn.execute(select(func.count()).select_from(items)).scalar() == 1
 
 
 class Base(DeclarativeBase):
@@ -289,6 +403,54 @@ def test_fetch_matrix_binds_a_query_vector(engine: Engine, items: Table) -> None
     assert np.array_equal(got, m[nearest])
 
 
+def test_fetch_matrix_inlines_string_binds_and_percent_signs_exactly(
+    engine: Engine, items: Table
+) -> None:
+    m = _matrix(7)
+    notes = ["it's 100%", "50%% off", "%s", "a\\b", "x", "y%z", "z"]
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(7), "note": notes, "embedding": m})
+    with engine.connect() as conn:
+        # each condition matches one row, and only if its text reaches the server as
+        # written: string binds, a "%" operator with binds, "%" in a quoted literal
+        stmt = (
+            select(items.c.embedding)
+            .where(
+                or_(
+                    *(items.c.note == n for n in notes[:4]),
+                    items.c.id % 7 == 4,
+                    items.c.note == literal_column("'y%z'"),
+                )
+            )
+            .order_by(items.c.id)
+        )
+        with_binds = fetch_matrix(conn, stmt)
+        # no bind at all: "%" in the SQL text, outside and inside quotes
+        text_only = text("items.id % 3 = 1 OR items.note = 'y%z'")
+        no_binds = fetch_matrix(
+            conn, select(items.c.embedding).where(text_only).order_by(text("items.id"))
+        )
+    assert np.array_equal(with_binds, m[:6])
+    assert np.array_equal(no_binds, m[[1, 4, 5]])
+
+
+def test_fetch_matrix_reads_in_the_callers_transaction(engine: Engine, items: Table) -> None:
+    m = _matrix(5)
+    with engine.begin() as conn:
+        copy_rows(conn, items, {"id": np.arange(3), "embedding": m[:3]}, progress=False)
+    stmt = select(items.c.embedding).order_by(items.c.id)
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+        first = fetch_matrix(conn, stmt)  # takes the transaction's snapshot
+        with engine.begin() as other:
+            copy_rows(other, items, {"id": [3, 4], "embedding": m[3:]}, progress=False)
+        again = fetch_matrix(conn, stmt)  # same snapshot: the new rows are not seen
+        conn.commit()
+        after = fetch_matrix(conn, stmt)
+    assert np.array_equal(first, m[:3]) and np.array_equal(again, m[:3])
+    assert np.array_equal(after, m)
+
+
 def test_fetch_matrix_of_an_empty_result_has_the_column_width(
     engine: Engine, items: Table
 ) -> None:
@@ -326,6 +488,9 @@ def test_fetch_matrix_of_halfvec_is_float16(engine: Engine) -> None:
 
 # --- async ----------------------------------------------------------------------------
 
+#: the async tests run in the modes that have an async driver (psycopg 3, asyncpg)
+async_modes = pytest.mark.parametrize("mode", ASYNC_MODES, indirect=True)
+
 
 @pytest.fixture
 async def async_engine(
@@ -352,6 +517,7 @@ def sync_items(vector_database_url: str, vector_schema: str) -> Iterator[Table]:
     yield table
 
 
+@async_modes
 async def test_copy_rows_async_and_fetch_matrix_async_round_trip(
     async_engine: AsyncEngine, sync_items: Table
 ) -> None:
@@ -375,6 +541,7 @@ async def test_copy_rows_async_and_fetch_matrix_async_round_trip(
     assert [n for (n,) in notes] == ["x", None, "z", "w", "v"]
 
 
+@async_modes
 async def test_copy_rows_async_refuses_a_nan_row_before_sending_anything(
     async_engine: AsyncEngine, sync_items: Table
 ) -> None:
@@ -385,6 +552,32 @@ async def test_copy_rows_async_refuses_a_nan_row_before_sending_anything(
             await copy_rows_async(conn, sync_items, {"embedding": m}, progress=False)
         count = (await conn.execute(select(func.count()).select_from(sync_items))).scalar()
     assert count == 0
+
+
+@async_modes
+async def test_fetch_matrix_async_binds_a_query_vector_and_reads_in_the_transaction(
+    async_engine: AsyncEngine, sync_items: Table
+) -> None:
+    m = _matrix(20)
+    async with async_engine.begin() as conn:
+        await copy_rows_async(conn, sync_items, {"id": np.arange(20), "embedding": m})
+    stmt = (
+        select(sync_items.c.embedding)
+        .where(sync_items.c.note.is_(None))
+        .order_by(sync_items.c.embedding.l2_distance(m[7]))
+        .limit(3)
+    )
+    async with async_engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        first = await fetch_matrix_async(conn, stmt)  # takes the transaction's snapshot
+        async with async_engine.begin() as other:  # rows nearer than any, not in the snapshot
+            await copy_rows_async(other, sync_items, {"id": [20, 21], "embedding": m[[7, 7]]})
+        again = await fetch_matrix_async(conn, stmt)
+        await conn.commit()
+        after = await fetch_matrix_async(conn, stmt)
+    nearest = np.argsort(((m - m[7]) ** 2).sum(axis=1))[:3]
+    assert np.array_equal(first, m[nearest]) and np.array_equal(again, m[nearest])
+    assert np.array_equal(after, m[[7, 7, 7]])
 
 
 def test_copy_rows_writes_sparse_vectors_and_nulls(engine: Engine) -> None:

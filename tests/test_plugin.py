@@ -553,6 +553,8 @@ def test_install_on_a_vecalchemy_engine_adds_only_engine_events(vector_database_
         before = set(vars(eng.dialect))
         assert install(eng) is True
         assert set(vars(eng.dialect)) == before
-        assert not any(event.contains(eng, "connect", c) for c, _ in plugin_module._REGISTER.values())
+        assert not any(
+            event.contains(eng, "connect", c) for c, _ in plugin_module._REGISTER.values()
+        )
     finally:
         eng.dispose()
