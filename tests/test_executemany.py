@@ -139,13 +139,14 @@ def test_upsert_updates_the_vector_of_an_existing_row(engine: Engine) -> None:
     assert [v for _, v, *_ in stored(engine, t)] == [r["v"].tolist() for r in changed]
 
 
-def test_rowcount_with_preserve_rowcount_counts_every_row(engine: Engine) -> None:
+def test_rowcount_with_preserve_rowcount_counts_every_row(engine: Engine, mode: str) -> None:
     t = make_table(engine)
     with engine.begin() as conn:
         result = conn.execution_options(preserve_rowcount=True).execute(insert(t), rows(5))
-        # asyncpg's executemany reports no row count (SQLAlchemy:
-        # supports_sane_multi_rowcount is False for it)
-        assert result.rowcount == (5 if engine.dialect.supports_sane_multi_rowcount else -1)
+        # plain asyncpg's executemany reports no row count (SQLAlchemy:
+        # supports_sane_multi_rowcount is False); vecalchemy's asyncpg dialect sends
+        # multi-row statements, each reporting its rows
+        assert result.rowcount == (-1 if mode == "asyncpg-text" else 5)
     assert len(stored(engine, t)) == 5
 
 

@@ -28,7 +28,10 @@ from typing import Any
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql import base as pg_base
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import (
+    PGDialect_asyncpg,
+    PGExecutionContext_asyncpg,
+)
 from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
 from sqlalchemy.dialects.postgresql.psycopg import (
     PGDialect_psycopg,
@@ -61,21 +64,27 @@ __all__ = [
     "VecalchemyPsycopg2Dialect",
     "VecalchemyPg8000Dialect",
     "VecalchemyExecutionContext",
+    "VecalchemyAsyncpgExecutionContext",
     "install_engine_events",
     "register_on_connection",
     "DIALECT_FOR_DRIVER",
 ]
 
 
-class VecalchemyExecutionContext(PGExecutionContext_psycopg):
-    """psycopg execution context of vecalchemy's dialects: binary results when a
-    statement returns vectors and only binary-safe columns (:mod:`vecalchemy.results`),
-    and the state of a grouped executemany INSERT (:mod:`vecalchemy.inserts`)."""
+class _GroupedInsertState:
+    """The state of a grouped executemany INSERT (:mod:`vecalchemy.inserts`), on the
+    execution context of a dialect that groups."""
 
     #: rows inserted so far by a grouped executemany INSERT (``None``: not grouping)
     vecalchemy_rowcount: int | None = None
     #: a group of batches is being sent with one ``executemany``
     vecalchemy_group: bool = False
+
+
+class VecalchemyExecutionContext(_GroupedInsertState, PGExecutionContext_psycopg):
+    """psycopg execution context of vecalchemy's dialects: binary results when a
+    statement returns vectors and only binary-safe columns (:mod:`vecalchemy.results`),
+    and the state of a grouped executemany INSERT (:mod:`vecalchemy.inserts`)."""
 
     def pre_exec(self) -> None:
         super().pre_exec()  # type: ignore[no-untyped-call]
@@ -135,13 +144,10 @@ class VecalchemyDialectMixin:
         install_engine_events(engine)
 
 
-class _PsycopgMixin(VecalchemyDialectMixin):
-    """psycopg 3: binary results per statement, grouped executemany INSERTs."""
+class _GroupedInsertsMixin(VecalchemyDialectMixin):
+    """Executemany INSERTs as multi-row VALUES batches, those sharing one statement sent
+    with one driver ``executemany`` (pipelined by psycopg and asyncpg)."""
 
-    execution_ctx_cls: Any = VecalchemyExecutionContext
-    statement_compiler: Any = VecalchemyCompiler
-    colspecs: Any = {**PGDialect_psycopg.colspecs, **binary_impls("psycopg")}
-    # executemany INSERTs as pipelined multi-row VALUES batches (vecalchemy.inserts)
     use_insertmanyvalues_wo_returning = True
     insertmanyvalues_page_size = PAGE_SIZE
 
@@ -166,6 +172,19 @@ class _PsycopgMixin(VecalchemyDialectMixin):
         do_execute(super().do_execute, cursor, statement, parameters, context)  # type: ignore[misc]
 
 
+class _PsycopgMixin(_GroupedInsertsMixin):
+    """psycopg 3: binary binds and results per statement, grouped executemany INSERTs."""
+
+    execution_ctx_cls: Any = VecalchemyExecutionContext
+    statement_compiler: Any = VecalchemyCompiler
+    colspecs: Any = {**PGDialect_psycopg.colspecs, **binary_impls("psycopg")}
+
+
+class VecalchemyAsyncpgExecutionContext(_GroupedInsertState, PGExecutionContext_asyncpg):
+    """asyncpg execution context of vecalchemy's asyncpg dialect: the state of a grouped
+    executemany INSERT (asyncpg itself reads codec'd types in binary)."""
+
+
 class VecalchemyDialect(_PsycopgMixin, PGDialect_psycopg):
     """Sync ``postgresql+vecalchemy`` dialect (psycopg 3 underneath)."""
 
@@ -182,12 +201,13 @@ class VecalchemyAsyncDialect(_PsycopgMixin, PGDialectAsync_psycopg):
     supports_statement_cache = True
 
 
-class VecalchemyAsyncpgDialect(VecalchemyDialectMixin, PGDialect_asyncpg):
+class VecalchemyAsyncpgDialect(_GroupedInsertsMixin, PGDialect_asyncpg):
     """``postgresql+vecalchemy_asyncpg`` (``create_async_engine``): asyncpg with
-    vecalchemy's binary codecs (:mod:`vecalchemy.asyncpg`); asyncpg itself reads and
-    writes every codec'd type in binary and pipelines executemany."""
+    vecalchemy's binary codecs (:mod:`vecalchemy.asyncpg`), which asyncpg uses for every
+    parameter and result of those types; executemany INSERTs grouped as on psycopg."""
 
     supports_statement_cache = True
+    execution_ctx_cls: Any = VecalchemyAsyncpgExecutionContext
     statement_compiler: Any = VecalchemyAsyncpgCompiler
     colspecs: Any = {**PGDialect_asyncpg.colspecs, **binary_impls("asyncpg")}
 
