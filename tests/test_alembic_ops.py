@@ -1,4 +1,5 @@
-"""vecalchemy's Alembic operations: their SQL offline and online, validation, reversal."""
+"""vecalchemy's Alembic operations: their SQL offline and online (through each driver),
+validation, reversal."""
 
 from __future__ import annotations
 
@@ -43,13 +44,25 @@ def offline() -> Offline:
     return Offline()
 
 
+#: the online operations run through each driver: psycopg 3 (plain and with the plugin),
+#: asyncpg (its AsyncEngine's sync API in SQLAlchemy's greenlet, as ``run_sync`` in an
+#: async env.py runs migrations), psycopg2, pg8000
+ONLINE_MODES = ("text", "plugin", "asyncpg", "psycopg2", "pg8000")
+
+
+@pytest.fixture(params=ONLINE_MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def online(vector_engine: Engine) -> Iterator[Operations]:
-    with vector_engine.begin() as conn:
+def online(engine: Engine) -> Iterator[Operations]:
+    """``op`` online, through ``engine`` (one per mode of ONLINE_MODES)."""
+    with engine.begin() as conn:
         conn.execute(
             sa.text("CREATE TABLE items (id int, cat int, e vector(3), h halfvec(3), b bit(8))")
         )
-    with vector_engine.connect() as conn:
+    with engine.connect() as conn:
         ctx = MigrationContext.configure(conn)
         with ctx.begin_transaction():
             yield Operations(ctx)

@@ -1,16 +1,19 @@
 """HNSW / IVFFlat index declarations: every refusal with its message, every accepted form
-created on the real server and read back with ``pg_get_indexdef``."""
+created on the real server (through each driver) and read back with ``pg_get_indexdef``;
+builds with progress and CONCURRENTLY on sync engines and async ones."""
 
 from __future__ import annotations
 
 import re
 import sys
 import threading
+import warnings
 
 import numpy as np
 import psycopg
 import pytest
-from sqlalchemy import Column, Index, Integer, MetaData, Table, cast, select, text
+from conftest import make_async_engine, make_engine
+from sqlalchemy import Column, Index, Integer, MetaData, Table, cast, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,6 +36,11 @@ from vecalchemy import (
     validate_vector_index,
     vector_index_spec,
 )
+from vecalchemy.indexes import build_vector_index_async
+
+#: one mode per driver, for the slower builds: psycopg 3 (plugin), asyncpg (sync API in
+#: SQLAlchemy's greenlet), psycopg2, pg8000
+DRIVERS = ("plugin", "asyncpg", "psycopg2", "pg8000")
 
 
 def _table(*cols: Column[object], name: str = "doc") -> Table:
@@ -258,50 +266,52 @@ def _doc_table(md: MetaData) -> Table:
 
 
 def test_hnsw_on_column_with_options_and_where(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
     HnswIndex("ix_doc", t.c.embedding, m=8, ef_construction=40, where=t.c.cat == 1)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     assert _indexdef(raw_conn, "ix_doc", vector_schema) == (
         "CREATE INDEX ix_doc ON doc USING hnsw (embedding vector_cosine_ops) "
         "WITH (m='8', ef_construction='40') WHERE (cat = 1)"
     )
 
 
+@pytest.mark.parametrize("mode", DRIVERS)
 def test_halfvec_expression_index(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
     HnswIndex("ix_half", cast(t.c.embedding, HalfVec(3)), metric="l2")
-    md.create_all(vector_engine)
+    md.create_all(engine)
     assert _indexdef(raw_conn, "ix_half", vector_schema) == (
         "CREATE INDEX ix_half ON doc USING hnsw (((embedding)::halfvec(3)) halfvec_l2_ops)"
     )
 
 
 def test_binary_quantize_expression_index(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
     HnswIndex("ix_bq", cast(binary_quantize(t.c.embedding), Bit(3)), metric="hamming")
-    md.create_all(vector_engine)
+    md.create_all(engine)
     assert _indexdef(raw_conn, "ix_bq", vector_schema) == (
         "CREATE INDEX ix_bq ON doc USING hnsw "
         "(((binary_quantize(embedding))::bit(3)) bit_hamming_ops)"
     )
 
 
+@pytest.mark.parametrize("mode", DRIVERS)
 def test_subvector_expression_index(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
     IvfflatIndex("ix_sub", cast(subvector(t.c.embedding, 1, 2), Vector(2)), lists=1)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     # IVFFlat's default opclass (vector_l2_ops) is emitted, and omitted by pg_get_indexdef
     assert _indexdef(raw_conn, "ix_sub", vector_schema) == (
         "CREATE INDEX ix_sub ON doc USING ivfflat "
@@ -309,20 +319,22 @@ def test_subvector_expression_index(
     )
 
 
+@pytest.mark.parametrize("mode", DRIVERS)
 def test_ivfflat_cosine_on_halfvec_column(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = Table("h", md, Column("id", Integer, primary_key=True), Column("e", HalfVec(4)))
     IvfflatIndex("ix_h", t.c.e, metric="cosine", lists=2)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     assert _indexdef(raw_conn, "ix_h", vector_schema) == (
         "CREATE INDEX ix_h ON h USING ivfflat (e halfvec_cosine_ops) WITH (lists='2')"
     )
 
 
+@pytest.mark.parametrize("mode", DRIVERS)
 def test_hnsw_l1_on_sparsevec_and_jaccard_on_bit(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = Table(
@@ -334,7 +346,7 @@ def test_hnsw_l1_on_sparsevec_and_jaccard_on_bit(
     )
     HnswIndex("ix_sv", t.c.sv, metric="l1")
     HnswIndex("ix_b", t.c.b)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     assert _indexdef(raw_conn, "ix_sv", vector_schema) == (
         "CREATE INDEX ix_sv ON s USING hnsw (sv sparsevec_l1_ops)"
     )
@@ -344,7 +356,7 @@ def test_hnsw_l1_on_sparsevec_and_jaccard_on_bit(
 
 
 def test_orm_table_args_with_column_name(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     class Base(DeclarativeBase):
         pass
@@ -355,21 +367,21 @@ def test_orm_table_args_with_column_name(
         embedding: Mapped[np.ndarray] = mapped_column(Vector(3, metric="inner_product"))
         __table_args__ = (HnswIndex("ix_orm", "embedding", m=4, ef_construction=8),)
 
-    Base.metadata.create_all(vector_engine)
+    Base.metadata.create_all(engine)
     assert _indexdef(raw_conn, "ix_orm", vector_schema) == (
         "CREATE INDEX ix_orm ON orm_doc USING hnsw (embedding vector_ip_ops) "
         "WITH (m='4', ef_construction='8')"
     )
 
 
-def test_create_and_drop_one_index(vector_engine: Engine, raw_conn: psycopg.Connection) -> None:
+def test_create_and_drop_one_index(engine: Engine, raw_conn: psycopg.Connection) -> None:
     md = MetaData()
     t = _doc_table(md)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     ix = HnswIndex("ix_later", t.c.embedding)
-    ix.create(vector_engine)
+    ix.create(engine)
     assert _index_exists(raw_conn, "ix_later")
-    ix.drop(vector_engine)
+    ix.drop(engine)
     assert not _index_exists(raw_conn, "ix_later")
 
 
@@ -377,20 +389,19 @@ def test_create_and_drop_one_index(vector_engine: Engine, raw_conn: psycopg.Conn
 
 
 def test_concurrently_builds_outside_a_transaction(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     seen: list[str] = []
-    from sqlalchemy import event
 
-    @event.listens_for(vector_engine, "before_cursor_execute")
+    @event.listens_for(engine, "before_cursor_execute")
     def _record(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
         seen.append(statement.strip())
 
     ix = HnswIndex("ix_conc", t.c.embedding, concurrently=True)
-    ix.create(vector_engine)
+    ix.create(engine)
     assert "CREATE INDEX CONCURRENTLY ix_conc ON doc USING hnsw (embedding vector_cosine_ops)" in (
         seen
     )
@@ -398,31 +409,31 @@ def test_concurrently_builds_outside_a_transaction(
         "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ix_conc')"
     ).fetchone()
     assert valid == (True,)
-    ix.drop(vector_engine)
+    ix.drop(engine)
     assert "DROP INDEX CONCURRENTLY ix_conc" in seen
     assert not _index_exists(raw_conn, "ix_conc")
 
 
 def test_concurrently_index_is_built_plainly_by_create_all(
-    vector_engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
+    engine: Engine, raw_conn: psycopg.Connection, vector_schema: str
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
     HnswIndex("ix_conc", t.c.embedding, concurrently=True)
-    md.create_all(vector_engine)  # one transaction: the new table is invisible to others
+    md.create_all(engine)  # one transaction: the new table is invisible to others
     assert _indexdef(raw_conn, "ix_conc", vector_schema) == (
         "CREATE INDEX ix_conc ON doc USING hnsw (embedding vector_cosine_ops)"
     )
 
 
 def test_concurrently_on_a_connection_in_a_transaction_is_refused_before_sending(
-    vector_engine: Engine, raw_conn: psycopg.Connection
+    engine: Engine, raw_conn: psycopg.Connection
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     ix = HnswIndex("ix_conc", t.c.embedding, concurrently=True)
-    with vector_engine.connect() as conn:
+    with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
         with pytest.raises(IndexDefinitionError, match="cannot run inside a transaction block"):
             ix.create(conn)
@@ -430,29 +441,29 @@ def test_concurrently_on_a_connection_in_a_transaction_is_refused_before_sending
 
 
 def test_concurrently_on_an_autocommit_connection(
-    vector_engine: Engine, raw_conn: psycopg.Connection
+    engine: Engine, raw_conn: psycopg.Connection
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
-    md.create_all(vector_engine)
+    md.create_all(engine)
     ix = HnswIndex("ix_conc", t.c.embedding, concurrently=True)
-    with vector_engine.connect() as conn:
+    with engine.connect() as conn:
         ix.create(conn.execution_options(isolation_level="AUTOCOMMIT"))
     assert _index_exists(raw_conn, "ix_conc")
 
 
 def test_failed_concurrent_build_leaves_no_invalid_index(
-    vector_engine: Engine, raw_conn: psycopg.Connection
+    engine: Engine, raw_conn: psycopg.Connection
 ) -> None:
     md = MetaData()
     t = Table("sp", md, Column("id", Integer, primary_key=True), Column("sv", SparseVec(2000)))
-    md.create_all(vector_engine)
+    md.create_all(engine)
     too_dense = SparseVector(dict.fromkeys(range(1001), 1.0), 2000)
-    with vector_engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(t.insert(), {"id": 1, "sv": too_dense})
     ix = HnswIndex("ix_sp", t.c.sv, metric="l2", concurrently=True)
     with pytest.raises(DBAPIError) as e:
-        ix.create(vector_engine)
+        ix.create(engine)
     assert "sparsevec cannot have more than 1000 non-zero elements for hnsw index" in str(e.value)
     assert "the INVALID index 'ix_sp' the failed build left was dropped" in e.value.__notes__
     assert not _index_exists(raw_conn, "ix_sp")
@@ -461,22 +472,95 @@ def test_failed_concurrent_build_leaves_no_invalid_index(
 # --- progress and build settings ----------------------------------------------------------
 
 
+def _assert_hnsw_progress(samples: list[BuildProgress]) -> None:
+    phases = {s.phase for s in samples}
+    assert "building index: loading tuples" in phases
+    loading = [s for s in samples if s.phase == "building index: loading tuples"]
+    assert all(0 <= s.done <= s.total for s in loading if s.total)
+    assert {s.unit for s in loading} == {"blocks"}
+
+
+@pytest.mark.parametrize("mode", DRIVERS)
 def test_build_progress_is_reported_from_a_second_connection(
-    vector_engine: Engine, raw_conn: psycopg.Connection
+    engine: Engine, raw_conn: psycopg.Connection
 ) -> None:
     _load_random(raw_conn, "big", 3000, 32)
     t = Table("big", MetaData(), Column("e", Vector(32)))
     ix = HnswIndex("ix_big", t.c.e, metric="l2")
     samples: list[BuildProgress] = []
     threads_before = threading.active_count()
-    build_vector_index(vector_engine, ix, progress=samples.append, poll_interval=0.005)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the watcher worked
+        build_vector_index(engine, ix, progress=samples.append, poll_interval=0.005)
     assert threading.active_count() == threads_before
     assert _index_exists(raw_conn, "ix_big")
-    phases = {s.phase for s in samples}
-    assert "building index: loading tuples" in phases
-    loading = [s for s in samples if s.phase == "building index: loading tuples"]
-    assert all(0 <= s.done <= s.total for s in loading if s.total)
-    assert {s.unit for s in loading} == {"blocks"}
+    _assert_hnsw_progress(samples)
+
+
+def test_build_goes_on_with_a_warning_when_progress_cannot_be_read(
+    vector_database_url: str, vector_schema: str, raw_conn: psycopg.Connection
+) -> None:
+    _load_random(raw_conn, "big", 300, 8)
+    t = Table("big", MetaData(), Column("e", Vector(8)))
+    # one connection in the pool: the watcher gets none
+    engine = make_engine(
+        vector_database_url, vector_schema, "plugin", pool_size=1, max_overflow=0,
+        pool_timeout=0.05,
+    )  # fmt: skip
+    try:
+        with pytest.warns(RuntimeWarning, match="cannot show the progress of the build of "):
+            build_vector_index(engine, HnswIndex("ix_big", t.c.e, metric="l2"), progress=True)
+    finally:
+        engine.dispose()
+    assert _index_exists(raw_conn, "ix_big")
+
+
+@pytest.mark.parametrize("mode", ["plugin", "asyncpg"])
+async def test_async_build_with_progress_and_concurrently(
+    vector_database_url: str, vector_schema: str, raw_conn: psycopg.Connection, mode: str
+) -> None:
+    """psycopg async and asyncpg: ``build_vector_index_async`` on an AsyncEngine and an
+    AsyncConnection, and ``run_sync`` of ``create`` / ``drop``."""
+    _load_random(raw_conn, "big", 3000, 32)
+    t = Table("big", MetaData(), Column("e", Vector(32)))
+    engine = make_async_engine(vector_database_url, vector_schema, mode)
+    try:
+        samples: list[BuildProgress] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            await build_vector_index_async(
+                engine,
+                HnswIndex("ix_big", t.c.e, metric="l2", concurrently=True),
+                progress=samples.append,
+                poll_interval=0.005,
+            )
+        _assert_hnsw_progress(samples)
+        valid = raw_conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ix_big')"
+        ).fetchone()
+        assert valid == (True,)
+        _load_random(raw_conn, "small", 50, 4)
+        small = Table("small", MetaData(), Column("e", Vector(4)))
+        async with engine.connect() as conn:
+            await build_vector_index_async(
+                conn, HnswIndex("ix_tx", small.c.e, metric="cosine"), progress=False
+            )
+            await conn.rollback()
+        assert not _index_exists(raw_conn, "ix_tx")  # built in the caller's transaction
+        conc = HnswIndex("ix_conc", small.c.e, metric="l1", concurrently=True)
+        async with engine.connect() as conn:
+            with pytest.raises(IndexDefinitionError, match="cannot run inside a transaction"):
+                await conn.run_sync(conc.create)
+        async with engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.run_sync(conc.create)
+            assert _index_exists(raw_conn, "ix_conc")
+            await auto.run_sync(conc.drop)
+        assert not _index_exists(raw_conn, "ix_conc")
+        with pytest.raises(TypeError, match="expected an AsyncEngine or AsyncConnection"):
+            await build_vector_index_async(engine.sync_engine, conc)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
 
 
 def test_build_progress_bar_is_drawn_with_tqdm(
@@ -604,7 +688,7 @@ def test_plain_index_naming_an_opclass_of_another_type_is_refused() -> None:
 
 
 def test_spec_of_a_plain_hnsw_index_without_opclass_is_refused_as_by_the_server(
-    vector_engine: Engine,
+    engine: Engine,
 ) -> None:
     t = _table(Column("e", Vector(3, metric="cosine")), name="plain_hnsw")
     plain = Index("ix_plain_hnsw", t.c.e, postgresql_using="hnsw")
@@ -613,7 +697,7 @@ def test_spec_of_a_plain_hnsw_index_without_opclass_is_refused_as_by_the_server(
         vector_index_spec(plain)
     assert message in str(e.value)
     with pytest.raises(DBAPIError) as server:
-        t.metadata.create_all(vector_engine)
+        t.metadata.create_all(engine)
     assert message in str(server.value)
 
 
@@ -623,7 +707,7 @@ def test_spec_of_a_btree_index_is_none() -> None:
 
 
 def test_reflected_indexes_give_the_declared_specs(
-    vector_engine: Engine, raw_conn: psycopg.Connection
+    engine: Engine, raw_conn: psycopg.Connection
 ) -> None:
     md = MetaData()
     t = _doc_table(md)
@@ -633,8 +717,8 @@ def test_reflected_indexes_give_the_declared_specs(
         IvfflatIndex("r_ivf", t.c.embedding, metric="l2", lists=3),
         HnswIndex("r_bq", cast(binary_quantize(t.c.embedding), Bit(3)), metric="jaccard"),
     ]
-    md.create_all(vector_engine)
-    reflected = Table("doc", MetaData(), autoload_with=vector_engine)
+    md.create_all(engine)
+    reflected = Table("doc", MetaData(), autoload_with=engine)
     by_name = {ix.name: vector_index_spec(ix) for ix in reflected.indexes}
     for ix in declared:
         want, got = ix.spec, by_name[ix.name]

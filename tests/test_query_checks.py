@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from conftest import make_engine
+from conftest import make_async_engine, make_engine
 from sqlalchemy import (
     Column,
     Float,
@@ -244,7 +244,7 @@ MISMATCHING: dict[str, tuple[Callable[[], Any], str]] = {
 
 
 @pytest.fixture(scope="module")
-def docs(vector_database_url: str) -> Iterator[Engine]:
+def docs_schema(vector_database_url: str) -> Iterator[str]:
     """One schema for this module's read-only queries: 200 rows, four vector indexes."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as raw:
@@ -262,10 +262,26 @@ def docs(vector_database_url: str) -> Iterator[Engine]:
             ],
         )
         conn.execute(text("ANALYZE doc"))
-    yield engine
     engine.dispose()
+    yield schema
     with psycopg.connect(libpq_conninfo(vector_database_url), autocommit=True) as raw:
         raw.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def docs(vector_database_url: str, docs_schema: str) -> Iterator[Engine]:
+    """The module's table through psycopg 3 with the plugin."""
+    engine = make_engine(vector_database_url, docs_schema, "plugin")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def docs_in_mode(vector_database_url: str, docs_schema: str, mode: str) -> Iterator[Engine]:
+    """The module's table through each driver / mode."""
+    engine = make_engine(vector_database_url, docs_schema, mode)
+    yield engine
+    engine.dispose()
 
 
 #: forcing the index (enable_seqscan = off) makes PostgreSQL scan it even without a
@@ -322,18 +338,18 @@ def test_warning_fires_on_execution_exactly_for_mismatching_queries(engine: Engi
             assert fragment in got[0], name
 
 
-def test_warning_can_be_made_an_error(docs: Engine) -> None:
-    install_query_checks(docs)
+def test_warning_can_be_made_an_error(docs_in_mode: Engine) -> None:
+    install_query_checks(docs_in_mode)
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q).desc()).limit(5)
-    with docs.connect() as conn, warnings.catch_warnings():
+    with docs_in_mode.connect() as conn, warnings.catch_warnings():
         warnings.simplefilter("error", VectorIndexWarning)
         with pytest.raises(VectorIndexWarning, match="ORDER BY ... DESC"):
             conn.execute(stmt)
 
 
-def test_warning_through_an_orm_session(docs: Engine) -> None:
-    install_query_checks(docs)
-    with Session(docs) as session, pytest.warns(VectorIndexWarning, match="no LIMIT"):
+def test_warning_through_an_orm_session(docs_in_mode: Engine) -> None:
+    install_query_checks(docs_in_mode)
+    with Session(docs_in_mode) as session, pytest.warns(VectorIndexWarning, match="no LIMIT"):
         session.scalars(select(Doc).order_by(Doc.embedding.cosine_distance(Q))).all()
 
 
@@ -359,9 +375,9 @@ def test_verdict_is_cached_per_compiled_statement(docs: Engine) -> None:
     assert len(calls) == 1
 
 
-def test_explain_reports_method_and_plan(docs: Engine) -> None:
+def test_explain_reports_method_and_plan(docs_in_mode: Engine) -> None:
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(5)
-    with docs.connect() as conn:
+    with docs_in_mode.connect() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         usage = explain_index_usage(conn, stmt)
     assert usage.uses_vector_index
@@ -369,9 +385,9 @@ def test_explain_reports_method_and_plan(docs: Engine) -> None:
     assert any("Index Scan on doc using ix_cos" in line for line in usage.plan)
 
 
-def test_explain_shows_a_sequential_scan_for_the_function_form(docs: Engine) -> None:
+def test_explain_shows_a_sequential_scan_for_the_function_form(docs_in_mode: Engine) -> None:
     stmt = select(t.c.id).order_by(func.cosine_distance(t.c.embedding, _q())).limit(5)
-    with docs.connect() as conn:
+    with docs_in_mode.connect() as conn:
         usage = explain_index_usage(conn, stmt)
     assert not usage.uses_vector_index
     assert any("Seq Scan on doc" in line for line in usage.plan)
@@ -380,9 +396,11 @@ def test_explain_shows_a_sequential_scan_for_the_function_form(docs: Engine) -> 
 # --- recall -------------------------------------------------------------------------------
 
 
-def test_recall_on_a_small_table_is_one_and_scan_settings_are_restored(docs: Engine) -> None:
+def test_recall_on_a_small_table_is_one_and_scan_settings_are_restored(
+    docs_in_mode: Engine,
+) -> None:
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
-    with docs.connect() as conn:
+    with docs_in_mode.connect() as conn:
         assert measure_recall(conn, stmt, 10) == 1.0
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         assert measure_recall(conn, stmt, 10) == 1.0
@@ -391,29 +409,40 @@ def test_recall_on_a_small_table_is_one_and_scan_settings_are_restored(docs: Eng
         assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "off"
 
 
-def _ivfflat_items(engine: Engine, rows: int, seed: int) -> tuple[Table, np.ndarray]:
-    """``rows`` random 16-dim vectors in a table with a 40-list IVFFlat l2 index."""
-    md = MetaData()
+#: one mode per driver and statement path: psycopg 3 with the plugin (prepared after
+#: prepare_threshold runs) and plain, asyncpg with the plugin (binary, literal LIMIT) and
+#: plain (every statement prepared through its statement cache), psycopg2 (client-side
+#: binding), pg8000
+RECALL_MODES = ("plugin", "text", "asyncpg", "asyncpg-text", "psycopg2", "pg8000")
+
+
+def _ivfflat_items(
+    engine: Engine, raw_conn: psycopg.Connection, rows: int, seed: int
+) -> tuple[Table, np.ndarray]:
+    """``rows`` random 16-dim vectors (loaded by COPY) in a table with a 40-list IVFFlat
+    l2 index created through ``engine``."""
+    raw_conn.execute("CREATE TABLE items (id int PRIMARY KEY, embedding vector(16))")
+    data = np.random.default_rng(seed).standard_normal((rows, 16)).astype(np.float32)
+    with raw_conn.cursor().copy("COPY items (id, embedding) FROM STDIN") as copy:
+        for i, row in enumerate(data):
+            copy.write_row([i, "[" + ",".join(map(str, row.tolist())) + "]"])
+    raw_conn.execute("ANALYZE items")
     items = Table(
         "items",
-        md,
+        MetaData(),
         Column("id", Integer, primary_key=True),
         Column("embedding", Vector(16, metric="l2")),
     )
-    md.create_all(engine)
-    data = np.random.default_rng(seed).standard_normal((rows, 16)).astype(np.float32)
-    with engine.begin() as conn:
-        conn.execute(items.insert(), [{"id": i, "embedding": v} for i, v in enumerate(data)])
-        conn.execute(text("ANALYZE items"))
     IvfflatIndex("ix_items_ivf", items.c.embedding, lists=40).create(engine)
     return items, data
 
 
+@pytest.mark.parametrize("mode", RECALL_MODES)
 def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
-    vector_engine: Engine,
+    engine: Engine, raw_conn: psycopg.Connection
 ) -> None:
-    items, data = _ivfflat_items(vector_engine, 2000, seed=11)
-    with vector_engine.connect() as conn:
+    items, data = _ivfflat_items(engine, raw_conn, 2000, seed=11)
+    with engine.connect() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         recalls = []
         for probes in (1, 40):
@@ -428,13 +457,16 @@ def test_recall_drops_with_one_ivfflat_probe_and_recovers_with_all(
     assert full == 1.0
 
 
+@pytest.mark.parametrize("mode", RECALL_MODES)
 def test_recall_is_measured_afresh_once_the_statement_is_prepared(
-    vector_engine: Engine,
+    engine: Engine, raw_conn: psycopg.Connection
 ) -> None:
-    """psycopg prepares a statement run 5 times; PostgreSQL may then keep a generic plan
-    that ignores enable_indexscan = off, and the "exact" answer would be the index's."""
-    items, data = _ivfflat_items(vector_engine, 3000, seed=12)
-    with vector_engine.connect() as conn:
+    """psycopg prepares a statement run 5 times, asyncpg every statement (one prepared
+    statement for every query vector: the vector is a parameter); after 5 executions
+    PostgreSQL may keep a generic plan that ignores enable_indexscan = off, and the
+    "exact" answer would be the index's."""
+    items, data = _ivfflat_items(engine, raw_conn, 3000, seed=12)
+    with engine.connect() as conn:
         apply_search_settings(conn, probes=1)
         recalls = []
         for q in data[:30]:
@@ -446,13 +478,34 @@ def test_recall_is_measured_afresh_once_the_statement_is_prepared(
     assert np.mean(recalls[10:]) < 0.9
 
 
-def test_recall_refuses_an_autocommit_connection(docs: Engine) -> None:
+def test_recall_refuses_an_autocommit_connection(docs_in_mode: Engine) -> None:
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
     with (
-        docs.connect() as conn,
+        docs_in_mode.connect() as conn,
         pytest.raises(ValueError, match="measure_recall needs a transaction"),
     ):
         measure_recall(conn.execution_options(isolation_level="AUTOCOMMIT"), stmt, 10)
+
+
+@pytest.mark.parametrize("mode", ["plugin", "asyncpg"])
+async def test_explain_recall_and_warning_through_an_async_connection(
+    vector_database_url: str, docs_schema: str, mode: str
+) -> None:
+    """The documented async calls: ``run_sync`` on an AsyncConnection (psycopg async,
+    asyncpg), and the warning from ``await conn.execute``."""
+    engine = make_async_engine(vector_database_url, docs_schema, mode)
+    install_query_checks(engine)
+    stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(10)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            usage = await conn.run_sync(explain_index_usage, stmt)
+            assert usage.vector_indexes == (("ix_cos", "hnsw"),)
+            assert await conn.run_sync(measure_recall, stmt, 10) == 1.0
+            with pytest.warns(VectorIndexWarning, match="ORDER BY ... DESC"):
+                await conn.execute(stmt.order_by(None).order_by(t.c.embedding.distance(Q).desc()))
+    finally:
+        await engine.dispose()
 
 
 def test_recall_refuses_a_bad_k(docs: Engine) -> None:
@@ -485,10 +538,10 @@ def test_recall_example_prints_the_trade_off_tables(
     assert "hnsw.ef_search    recall@10    ANN ms/query" in out
 
 
-def test_warning_points_at_the_callers_line(docs: Engine) -> None:
-    install_query_checks(docs)
+def test_warning_points_at_the_callers_line(docs_in_mode: Engine) -> None:
+    install_query_checks(docs_in_mode)
     stmt = select(t.c.id).order_by(t.c.embedding.cosine_distance(Q)).limit(5).offset(0)
-    with docs.connect() as conn, warnings.catch_warnings(record=True) as caught:
+    with docs_in_mode.connect() as conn, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         conn.execute(stmt.order_by(None).order_by(t.c.embedding.l1_distance(Q)))
     got = [w for w in caught if w.category is VectorIndexWarning]

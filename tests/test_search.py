@@ -8,20 +8,20 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from conftest import ASYNC_MODES, make_async_engine, make_engine
 from sqlalchemy import (
     Column,
     Integer,
     MetaData,
     Table,
     cast,
-    create_engine,
     event,
     func,
     select,
     text,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -114,11 +114,11 @@ def test_settings_by_pgvector_names_and_settings_object(engine: Engine) -> None:
         assert _setting(conn, "ivfflat.probes") == "4"
 
 
-async def test_settings_on_an_async_session(vector_database_url: str, vector_schema: str) -> None:
-    url = vector_database_url  # psycopg 3 is sync and async
-    engine = create_async_engine(
-        url, connect_args={"options": f"-csearch_path={vector_schema},public"}
-    )
+@pytest.mark.parametrize("mode", ASYNC_MODES)
+async def test_settings_on_an_async_session(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    engine = make_async_engine(vector_database_url, vector_schema, mode)
     try:
         async with AsyncSession(engine) as session:
             async with search_settings(session, ef_search=321):
@@ -131,20 +131,34 @@ async def test_settings_on_an_async_session(vector_database_url: str, vector_sch
         await engine.dispose()
 
 
-async def test_settings_on_an_async_connection(vector_database_url: str) -> None:
-    engine = create_async_engine(vector_database_url)
+@pytest.mark.parametrize("mode", ASYNC_MODES)
+async def test_settings_on_an_async_connection(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    engine = make_async_engine(vector_database_url, vector_schema, mode)
     try:
-        async with engine.connect() as conn, search_settings(conn, probes=30):
+        async with engine.connect() as conn:
+            await conn.run_sync(apply_search_settings, probes=20)
+            async with search_settings(conn, probes=30):
+                got = await conn.execute(select(func.current_setting("ivfflat.probes")))
+                assert got.scalar_one() == "30"
             got = await conn.execute(select(func.current_setting("ivfflat.probes")))
-            assert got.scalar_one() == "30"
+            assert got.scalar_one() == "20"  # restored on leaving the block
+            await conn.rollback()
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            with pytest.raises(SearchSettingError, match="need a transaction"):
+                async with search_settings(auto, probes=30):
+                    pass
     finally:
         await engine.dispose()
 
 
-def test_vector_library_is_loaded_before_setting(vector_database_url: str) -> None:
+def test_vector_library_is_loaded_before_setting(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
     # a fresh backend: without vector.so loaded hnsw.* would only be a placeholder,
     # absent from pg_settings and unchecked by the server
-    engine = create_engine(vector_database_url, poolclass=NullPool)
+    engine = make_engine(vector_database_url, vector_schema, mode, poolclass=NullPool)
     try:
         with engine.connect() as conn:
             apply_search_settings(conn, ef_search=500)
@@ -258,8 +272,11 @@ def test_execution_option_on_the_engine(engine: Engine) -> None:
         assert tuple(conn.execute(stmt).one()) == ("40", "1")
 
 
-async def test_execution_option_on_an_async_engine(vector_database_url: str) -> None:
-    engine = create_async_engine(vector_database_url)
+@pytest.mark.parametrize("mode", ASYNC_MODES)
+async def test_execution_option_on_an_async_engine(
+    vector_database_url: str, vector_schema: str, mode: str
+) -> None:
+    engine = make_async_engine(vector_database_url, vector_schema, mode)
     install_search_options(engine)
     try:
         async with engine.connect() as conn:
@@ -267,6 +284,12 @@ async def test_execution_option_on_an_async_engine(vector_database_url: str) -> 
             opts = {"vector_search": {"hnsw.max_scan_tuples": 1234}}
             got = await conn.execute(stmt.execution_options(**opts))
             assert got.scalar_one() == "1234"
+        async with AsyncSession(engine) as session:
+            probes = await session.scalar(
+                select(func.current_setting("ivfflat.probes")),
+                execution_options={"vector_search": SearchSettings(probes=6)},
+            )
+            assert probes == "6"
     finally:
         await engine.dispose()
 
@@ -284,26 +307,31 @@ def test_execution_option_with_a_bad_value_sends_nothing(engine: Engine, sent: l
 # --- query shapes --------------------------------------------------------------------
 
 
+#: the modes the query shapes run in: psycopg 3 with the plugin, asyncpg with the plugin
+#: (binary) and plain (text), psycopg2, pg8000
+SHAPE_MODES = ("plugin", "asyncpg", "asyncpg-text", "psycopg2", "pg8000")
+
+
 @pytest.fixture
-def items(vector_engine: Engine, raw_conn: psycopg.Connection) -> tuple[Table, np.ndarray]:
-    """300 rows of 16-dim vectors in 3 categories, with an HNSW cosine index."""
-    md = MetaData()
+def items(engine: Engine, raw_conn: psycopg.Connection) -> tuple[Table, np.ndarray]:
+    """300 rows of 16-dim vectors in 3 categories (loaded by COPY), with an HNSW cosine
+    index and an HNSW index on the binary-quantized vectors, created through ``engine``."""
+    raw_conn.execute("CREATE TABLE items (id int PRIMARY KEY, category int, embedding vector(16))")
+    data = np.random.default_rng(7).standard_normal((300, 16)).astype(np.float32)
+    with raw_conn.cursor().copy("COPY items (id, category, embedding) FROM STDIN") as copy:
+        for i, v in enumerate(data):
+            copy.write_row([i, i % 3, "[" + ",".join(map(str, v.tolist())) + "]"])
     t = Table(
         "items",
-        md,
+        MetaData(),
         Column("id", Integer, primary_key=True),
         Column("category", Integer),
         Column("embedding", Vector(16, metric="cosine")),
     )
-    HnswIndex("ix_items", t.c.embedding)
-    HnswIndex("ix_items_bq", cast(binary_quantize(t.c.embedding), Bit(16)), metric="hamming")
-    md.create_all(vector_engine)
-    data = np.random.default_rng(7).standard_normal((300, 16)).astype(np.float32)
-    with vector_engine.begin() as conn:
-        conn.execute(
-            t.insert(),
-            [{"id": i, "category": i % 3, "embedding": v} for i, v in enumerate(data)],
-        )
+    HnswIndex("ix_items", t.c.embedding).create(engine)
+    HnswIndex(
+        "ix_items_bq", cast(binary_quantize(t.c.embedding), Bit(16)), metric="hamming"
+    ).create(engine)
     return t, data
 
 
@@ -313,18 +341,19 @@ def _cosine(data: np.ndarray, q: np.ndarray) -> np.ndarray:
     )
 
 
+@pytest.mark.parametrize("mode", SHAPE_MODES)
 def test_iterative_search_returns_the_filtered_nearest_in_exact_order(
-    vector_engine: Engine, items: tuple[Table, np.ndarray]
+    engine: Engine, items: tuple[Table, np.ndarray]
 ) -> None:
     t, data = items
     q = data[5] + 0.1
     stmt = iterative_search(
         select(t.c.id).where(t.c.category == 1), t.c.embedding.cosine_distance(q), 10
     )
-    sql = str(stmt.compile(vector_engine))
+    sql = str(stmt.compile(engine))
     assert "WITH nearest AS MATERIALIZED" in sql and "ORDER BY nearest.distance +" in sql
     with (
-        vector_engine.connect() as conn,
+        engine.connect() as conn,
         search_settings(conn, hnsw_iterative_scan="relaxed_order"),
     ):
         rows = conn.execute(stmt).all()
@@ -334,25 +363,27 @@ def test_iterative_search_returns_the_filtered_nearest_in_exact_order(
     assert [r.distance for r in rows] == sorted(r.distance for r in rows)
 
 
+@pytest.mark.parametrize("mode", SHAPE_MODES)
 def test_iterative_search_applies_max_distance_outside_the_cte(
-    vector_engine: Engine, items: tuple[Table, np.ndarray]
+    engine: Engine, items: tuple[Table, np.ndarray]
 ) -> None:
     t, data = items
     q = data[0]
     stmt = iterative_search(select(t.c.id), t.c.embedding.cosine_distance(q), 50, max_distance=0.5)
-    with vector_engine.connect() as conn:
+    with engine.connect() as conn:
         rows = conn.execute(stmt).all()
     d = _cosine(data, q)
     assert {r.id for r in rows} == {i for i in np.argsort(d)[:50] if d[i] < 0.5}
 
 
+@pytest.mark.parametrize("mode", SHAPE_MODES)
 def test_binary_quantized_search_reranks_exactly(
-    vector_engine: Engine, items: tuple[Table, np.ndarray]
+    engine: Engine, items: tuple[Table, np.ndarray]
 ) -> None:
     t, data = items
     q = data[42] + 0.05
     stmt = binary_quantized_search(select(t.c.id), t.c.embedding, q, 5, candidates=300)
-    with vector_engine.connect() as conn:
+    with engine.connect() as conn:
         ids = [r.id for r in conn.execute(stmt)]
     assert ids == list(np.argsort(_cosine(data, q))[:5])
 
@@ -371,12 +402,13 @@ def test_binary_quantized_search_refuses_a_bq_metric_that_is_not_a_bit_metric(
         )
 
 
+@pytest.mark.parametrize("mode", SHAPE_MODES)
 def test_binary_quantized_search_uses_the_binary_index(
-    vector_engine: Engine, items: tuple[Table, np.ndarray]
+    engine: Engine, items: tuple[Table, np.ndarray]
 ) -> None:
     t, data = items
     stmt = binary_quantized_search(select(t.c.id), t.c.embedding, data[1], 5)
-    with vector_engine.connect() as conn:
+    with engine.connect() as conn:
         conn.execute(text("SET LOCAL enable_seqscan = off"))
         usage = explain_index_usage(conn, stmt)
     assert usage.index_names == ("ix_items_bq",)

@@ -26,6 +26,7 @@ from typing import Any
 from alembic.operations import MigrateOperation, Operations
 from sqlalchemy import literal_column, text
 from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.elements import Label, TextClause
 
@@ -60,11 +61,28 @@ __all__ = [
 
 def _execute(operations: Operations, sql: str, *, autocommit: bool = False) -> None:
     statement = sql_text(sql)
-    if autocommit:
-        with operations.get_context().autocommit_block():
-            operations.execute(statement)
-    else:
+    if not autocommit:
         operations.execute(statement)
+        return
+    ctx = operations.get_context()
+    with ctx.autocommit_block():
+        if not ctx.as_sql and ctx.connection is not None:
+            _leave_driver_transaction(ctx.connection)
+        operations.execute(statement)
+
+
+def _leave_driver_transaction(conn: Connection) -> None:
+    """End the transaction pg8000 may hold open at the start of an autocommit block.
+
+    ``autocommit_block()`` reads the isolation level with a query before switching to
+    AUTOCOMMIT; pg8000, not yet in autocommit, runs that query in a transaction of its
+    own, and setting ``autocommit`` later does not end it, so PostgreSQL would see
+    ``CREATE INDEX CONCURRENTLY`` inside a transaction block. That transaction holds only
+    the query; pg8000's ``rollback()`` ends it and does nothing when there is none.
+    psycopg, psycopg2 and asyncpg leave no such transaction.
+    """
+    if conn.dialect.driver == "pg8000":
+        conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
 
 def _is_typed(expression: Any) -> bool:

@@ -43,6 +43,7 @@ from .indexes import (
     IvfflatIndex,
     VectorIndexSpec,
     build_vector_index,
+    build_vector_index_async,
     validate_vector_index,
     vector_index_spec,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "validate_vector_index",
     "vector_index_spec",
     "build_vector_index",
+    "build_vector_index_async",
     "BuildProgress",
     "BuildSettings",
     "index_build_settings",

@@ -83,7 +83,9 @@ def require(owner: type, name: str) -> Any:
 def _read(obj: Any, owner: str, name: str) -> Any:
     try:
         return getattr(obj, name)
-    except AttributeError:
+    except (AttributeError, RecursionError):
+        # (RecursionError: a class whose __getattr__ delegates to the missing name itself,
+        # as SQLAlchemy 2.0's async cursor adapter does)
         raise _missing(owner, name) from None
 
 

@@ -486,12 +486,13 @@ _AM_SQL = text(
 
 def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
     """Run ``EXPLAIN`` for ``stmt`` (with its bound values) and report the vector index(es)
-    the plan uses, if any.
+    the plan uses, if any, as an :class:`IndexUsage`.
 
-    ``bind`` is a sync Connection or Session; it runs in the current transaction, so
-    search settings and ``SET LOCAL enable_seqscan = off`` applied there count.
-    The statement is planned, not executed. Async: ``await
-    async_conn.run_sync(explain_index_usage, stmt)``.
+    ``bind`` is a sync Connection or Session, on any driver; it runs in the current
+    transaction, so search settings and ``SET LOCAL enable_seqscan = off`` applied there
+    count. The statement is planned (with its values, whether or not the driver
+    prepares statements), not executed. Async (asyncpg, psycopg async): ``await
+    async_conn.run_sync(explain_index_usage, stmt)``. Database errors propagate.
     """
     conn = sync_connection(bind)
     raw = conn.execute(_Explain(stmt)).scalar_one()
@@ -533,35 +534,36 @@ def _first_column(rows: Iterable[Any], k: int) -> list[Any]:
     return out
 
 
-@contextlib.contextmanager
-def _unprepared(conn: Connection) -> Iterator[None]:
-    """Run without psycopg's prepared statements: a statement psycopg has prepared (after
-    ``prepare_threshold`` runs) may hold a generic plan, which PostgreSQL does not replan
-    when planner settings such as ``enable_indexscan`` change."""
-    driver: Any = conn.connection.driver_connection
-    if not hasattr(driver, "prepare_threshold"):  # (not psycopg 3: nothing prepared)
-        yield
-        return
-    saved = driver.prepare_threshold
-    driver.prepare_threshold = None
-    try:
-        yield
-    finally:
-        driver.prepare_threshold = saved
+#: the planner settings of the exact run: no index scan, a sequential scan allowed (or the
+#: planner falls back to the index anyway), and a plan made now, with these settings
+_EXACT_SETTINGS = {
+    "enable_indexscan": "off",
+    "enable_seqscan": "on",
+    "plan_cache_mode": "force_custom_plan",
+}
+
+
+def _set_local(conn: Connection, settings: dict[str, str]) -> None:
+    conn.execute(select(*(func.set_config(name, value, True) for name, value in settings.items())))
 
 
 def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
     """recall@k of ``stmt`` (an ANN query) against the exact answer.
 
     Runs ``stmt`` as is (current search settings apply), then again with ``SET LOCAL
-    enable_indexscan = off, enable_seqscan = on`` (exact: a sequential scan and sort),
-    both planned afresh (not as a prepared statement, whose cached generic plan would
-    keep the index), and returns
-    ``|ANN top-k ∩ exact top-k| / |exact top-k|`` comparing the first selected column
-    (select the primary key first). Both settings are restored afterwards. Returns
-    1.0 when the exact answer is empty. Raises :class:`ValueError` for a bad ``k`` and
-    for an AUTOCOMMIT connection, where ``SET LOCAL`` would not reach the exact query.
-    Async: ``await async_conn.run_sync(measure_recall, stmt, k)``.
+    enable_indexscan = off, enable_seqscan = on`` (exact: a sequential scan and sort)
+    and ``plan_cache_mode = force_custom_plan``, so that a statement the driver has
+    prepared (psycopg after ``prepare_threshold`` runs, asyncpg and pg8000 always) is
+    planned afresh with those settings instead of reusing a cached generic plan, which
+    PostgreSQL does not replan when planner settings change and which would keep the
+    index. Returns ``|ANN top-k ∩ exact top-k| / |exact top-k|`` (a float in [0, 1])
+    comparing the first selected column (select the primary key first); 1.0 when the
+    exact answer is empty. The three settings are restored afterwards.
+
+    ``bind`` is a sync Connection or Session in a transaction (begun if none is), on any
+    driver. Raises :class:`ValueError` for a bad ``k`` and for an AUTOCOMMIT
+    connection, where ``SET LOCAL`` would not reach the exact query. Async (asyncpg,
+    psycopg async): ``await async_conn.run_sync(measure_recall, stmt, k)``.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
@@ -572,29 +574,15 @@ def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:
             "which on this AUTOCOMMIT connection would last a single statement and leave "
             "the exact query on the index"
         )
-    with _unprepared(conn):
-        ann = _first_column(conn.execute(stmt), k)
-        previous = conn.execute(
-            select(
-                func.current_setting("enable_indexscan"), func.current_setting("enable_seqscan")
-            )
-        ).one()
-        # a sequential scan must be allowed, or the planner falls back to the index anyway
-        conn.execute(
-            select(
-                func.set_config("enable_indexscan", "off", True),
-                func.set_config("enable_seqscan", "on", True),
-            )
-        )
-        try:
-            exact = _first_column(conn.execute(stmt), k)
-        finally:
-            conn.execute(
-                select(
-                    func.set_config("enable_indexscan", previous[0], True),
-                    func.set_config("enable_seqscan", previous[1], True),
-                )
-            )
+    ann = _first_column(conn.execute(stmt), k)
+    names = list(_EXACT_SETTINGS)
+    row = conn.execute(select(*(func.current_setting(name) for name in names))).one()
+    previous = dict(zip(names, (str(v) for v in row), strict=True))
+    _set_local(conn, _EXACT_SETTINGS)
+    try:
+        exact = _first_column(conn.execute(stmt), k)
+    finally:
+        _set_local(conn, previous)
     if not exact:
         return 1.0
     return len(set(ann) & set(exact)) / len(exact)

@@ -217,6 +217,7 @@ def _current(conn: Connection, names: list[str]) -> dict[str, str]:
 
 def apply_search_settings(
     bind: Connection | Session,
+    /,
     settings: SearchSettings | Mapping[str, Any] | None = None,
     **kw: Any,
 ) -> SearchSettings:
@@ -226,9 +227,10 @@ def apply_search_settings(
     settings as a :class:`SearchSettings`, a mapping, or keywords (``ef_search=100``).
     Returns the checked settings. Raises
     :class:`~vecalchemy.exc.SearchSettingError` before sending anything for a bad value,
-    or for an AUTOCOMMIT connection (no transaction to scope ``SET LOCAL`` to). For
-    async use ``await conn.run_sync(apply_search_settings, ...)`` or
-    :func:`search_settings` with ``async with``.
+    or for an AUTOCOMMIT connection (no transaction to scope ``SET LOCAL`` to). Any
+    driver. For async (asyncpg, psycopg async) use ``await
+    conn.run_sync(apply_search_settings, ef_search=100)`` (``bind`` is positional-only,
+    so this type-checks) or :func:`search_settings` with ``async with``.
     """
     checked = _settings(settings, kw)
     _apply(sync_connection(bind), checked.gucs())

@@ -3,7 +3,9 @@
 ``AlembicProject(tmp_path, url, schema)`` writes ``migrations/`` (this folder's
 ``env.py`` and Alembic's own ``script.py.mako``) and a ``models.py`` the test supplies,
 and runs Alembic's commands in-process against the session's PostgreSQL, isolated by
-``search_path = <schema>, public``.
+``search_path = <schema>, public``. ``driver=`` picks the DBAPI the migrations run
+through (``postgresql+<driver>://``): psycopg, psycopg2, pg8000, or asyncpg, for which
+env.py runs online migrations the way Alembic's ``async`` template does.
 """
 
 from __future__ import annotations
@@ -23,18 +25,34 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-__all__ = ["AlembicProject", "HAS_PLUGINS", "REGISTRATIONS"]
+from vecalchemy.testing import driver_url
+
+__all__ = ["AlembicProject", "HAS_PLUGINS", "REGISTRATIONS", "DRIVERS", "search_path_args"]
 
 HAS_PLUGINS = tuple(int(p) for p in alembic.__version__.split(".")[:2]) >= (1, 18)
 #: how env.py switches vecalchemy on: the 1.18+ plugin, and register() everywhere
 REGISTRATIONS = ("plugin", "register") if HAS_PLUGINS else ("register",)
 
+#: the DBAPIs a project can migrate through; asyncpg with an async env.py
+DRIVERS = ("psycopg", "psycopg2", "pg8000", "asyncpg")
+
 _HERE = Path(__file__).parent
 _TEMPLATE = Path(alembic.__file__).parent / "templates" / "generic" / "script.py.mako"
 
 
+def search_path_args(driver: str, schema: str) -> dict[str, Any]:
+    """``connect_args`` that set ``search_path = <schema>, public`` with ``driver``."""
+    path = f"{schema},public"
+    if driver == "asyncpg":
+        return {"server_settings": {"search_path": path}}
+    if driver == "pg8000":
+        return {"startup_params": {"search_path": path}}
+    return {"options": f"-csearch_path={path}"}
+
+
 class AlembicProject:
-    """One Alembic project in ``root`` targeting ``schema`` of the database at ``url``."""
+    """One Alembic project in ``root`` targeting ``schema`` of the database at ``url``
+    (a ``postgresql+psycopg`` URL), migrating through ``driver`` (one of DRIVERS)."""
 
     def __init__(
         self,
@@ -43,26 +61,39 @@ class AlembicProject:
         schema: str,
         *,
         registration: str = REGISTRATIONS[0],
+        driver: str = "psycopg",
         **attributes: Any,
     ) -> None:
+        assert driver in DRIVERS, driver
         self.root = root
         self.schema = schema
-        self.url = url
+        self.driver = driver
+        self.url = driver_url(url, driver)
         scripts = root / "migrations"
         (scripts / "versions").mkdir(parents=True)
         shutil.copy(_HERE / "env.py", scripts / "env.py")
         shutil.copy(_TEMPLATE, scripts / "script.py.mako")
         self.models_path = root / "models.py"
-        self.engine: Engine = create_engine(
-            url, connect_args={"options": f"-csearch_path={schema},public"}
+        connect_args = search_path_args(driver, schema)
+        #: the engine env.py migrates through (sync drivers) and the tests' catalog
+        #: queries use; with asyncpg, env.py makes its own AsyncEngine from the config
+        #: and the queries go through psycopg
+        self.engine: Engine = (
+            create_engine(url, connect_args=search_path_args("psycopg", schema))
+            if driver == "asyncpg"
+            else create_engine(self.url, connect_args=connect_args)
         )
         self.output = io.StringIO()
         self.config = Config(output_buffer=self.output)
         self.config.set_main_option("script_location", str(scripts))
+        # (ConfigParser interpolation: a URL's %-escapes are written as %%)
+        self.config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         self.config.attributes.update(
             models_path=str(self.models_path),
             engine=self.engine,
-            url=url,
+            url=self.url,
+            driver=driver,
+            connect_args=connect_args,
             registration=registration,
             **attributes,
         )

@@ -9,11 +9,13 @@ dropped. The phases reported are pgvector's (src/hnsw.c, src/ivfflat.c).
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Index, text
 from sqlalchemy.engine import Connection, Engine
@@ -22,9 +24,13 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 from ..connections import autocommit_connection, is_autocommit
 from ..exc import IndexDefinitionError
 
+if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 __all__ = [
     "BuildProgress",
     "build_vector_index",
+    "build_vector_index_async",
     "build_plainly_in_transaction",
     "concurrent_connection",
 ]
@@ -102,23 +108,83 @@ def _watch(
     engine: Engine,
     pid: int,
     report: Callable[[BuildProgress], None],
-    stop: threading.Event,
-    interval: float,
+    wait: Callable[[], bool],
+    name: str,
 ) -> None:
-    """Poll ``pg_stat_progress_create_index`` from a second connection until ``stop``."""
-    with engine.connect() as watcher:
-        watcher = watcher.execution_options(isolation_level="AUTOCOMMIT")
-        while not stop.wait(interval):
-            row = watcher.execute(_PROGRESS_SQL, {"pid": pid}).first()
-            if row is None:
-                continue
-            phase, b_done, b_total, t_done, t_total = row
-            if b_total and "loading tuples" in phase and not t_total:
-                report(BuildProgress(phase, int(b_done), int(b_total)))
-            elif t_total:
-                report(BuildProgress(phase, int(t_done), int(t_total), "tuples"))
-            else:
-                report(BuildProgress(phase, int(b_done or 0), int(b_total or 0)))
+    """Poll ``pg_stat_progress_create_index`` from a second connection; ``wait()`` sleeps
+    one interval and says whether the build is over. A failure to watch is a warning:
+    the build goes on without progress."""
+    try:
+        with engine.connect() as watcher:
+            watcher = watcher.execution_options(isolation_level="AUTOCOMMIT")
+            while not wait():
+                row = watcher.execute(_PROGRESS_SQL, {"pid": pid}).first()
+                if row is None:
+                    continue
+                report(_sample(*row))
+    except Exception as e:
+        warnings.warn(
+            f"cannot show the progress of the build of index {name!r} "
+            f"({type(e).__name__}: {e}); the build goes on",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+
+
+def _sample(phase: str, b_done: Any, b_total: Any, t_done: Any, t_total: Any) -> BuildProgress:
+    if b_total and "loading tuples" in phase and not t_total:
+        return BuildProgress(phase, int(b_done), int(b_total))
+    if t_total:
+        return BuildProgress(phase, int(t_done), int(t_total), "tuples")
+    return BuildProgress(phase, int(b_done or 0), int(b_total or 0))
+
+
+def _start_thread_watcher(
+    engine: Engine, pid: int, report: Callable[[BuildProgress], None], interval: float, name: str
+) -> Callable[[], None]:
+    """A sync driver: the watcher in a thread; returns the function that stops it."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_watch,
+        args=(engine, pid, report, lambda: stop.wait(interval), name),
+        daemon=True,
+    )
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join()
+
+    return finish
+
+
+def _start_task_watcher(
+    engine: Engine, pid: int, report: Callable[[BuildProgress], None], interval: float, name: str
+) -> Callable[[], None]:
+    """An async engine's connection, used inside SQLAlchemy's greenlet (``run_sync``):
+    the watcher is a task on the running event loop, with a greenlet of its own for the
+    sync API; it polls while the build's statement is awaited. Returns the function
+    that stops it (awaiting the task from the calling greenlet)."""
+    from sqlalchemy.util import await_only, greenlet_spawn
+
+    stop = asyncio.Event()
+
+    def wait() -> bool:
+        try:
+            await_only(asyncio.wait_for(stop.wait(), interval))
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    task = asyncio.get_running_loop().create_task(
+        greenlet_spawn(_watch, engine, pid, report, wait, name)
+    )
+
+    def finish() -> None:
+        stop.set()
+        await_only(task)
+
+    return finish
 
 
 class _TqdmReporter:
@@ -161,13 +227,22 @@ def build_vector_index(
 ) -> None:
     """Create ``index`` on ``bind``, showing build progress for long builds.
 
-    ``progress=True`` draws a tqdm bar per phase from ``pg_stat_progress_create_index``,
-    polled every ``poll_interval`` seconds by a second connection of the same engine
-    while the build runs (without tqdm, the ``vecalchemy[progress]`` extra, no bar);
-    a callable receives each :class:`BuildProgress` sample instead; ``False`` polls
-    nothing. An index declared ``concurrently=True`` is built outside a transaction
-    block and, if the build fails, the INVALID index it leaves is dropped before the
-    error is re-raised (or, if that drop fails too, the error says how to drop it).
+    ``bind`` is an Engine (a connection of its own, in a transaction that is committed)
+    or a Connection (its current transaction). ``progress=True`` draws a tqdm bar per
+    phase from ``pg_stat_progress_create_index``, polled every ``poll_interval``
+    seconds by a second connection of the same engine while the build runs (without
+    tqdm, the ``vecalchemy[progress]`` extra, no bar); a callable receives each
+    :class:`BuildProgress` sample instead; ``False`` polls nothing. If the progress
+    cannot be read (say, the pool has no second connection to give) a
+    ``RuntimeWarning`` says so and the build goes on. An index declared
+    ``concurrently=True`` is built outside a transaction block and, if the build fails,
+    the INVALID index it leaves is dropped before the error is re-raised (or, if that
+    drop fails too, the error says how to drop it).
+
+    Any driver: psycopg, psycopg2, pg8000, and async engines (asyncpg, psycopg async)
+    through their sync API inside SQLAlchemy's greenlet — ``await
+    async_conn.run_sync(build_vector_index, index)``, or
+    :func:`build_vector_index_async` with an AsyncEngine or AsyncConnection.
 
     Raises :class:`~vecalchemy.exc.IndexDefinitionError` for a CONCURRENTLY index on a
     Connection inside a transaction; database errors propagate.
@@ -183,6 +258,40 @@ def build_vector_index(
         _build(bind, index, checkfirst, progress, poll_interval, cleanup=False)
 
 
+async def build_vector_index_async(
+    bind: AsyncEngine | AsyncConnection,
+    index: Index,
+    *,
+    checkfirst: bool = False,
+    progress: bool | Callable[[BuildProgress], None] = True,
+    poll_interval: float = 0.25,
+) -> None:
+    """:func:`build_vector_index` for an AsyncEngine or AsyncConnection (asyncpg,
+    psycopg async): the same build, progress and CONCURRENTLY handling, awaited.
+
+    An AsyncEngine builds on a connection of its own (AUTOCOMMIT for a
+    ``concurrently=True`` index); an AsyncConnection builds in its current transaction,
+    or, for a ``concurrently=True`` index, must be AUTOCOMMIT
+    (``await conn.execution_options(isolation_level="AUTOCOMMIT")``). The progress
+    watcher is a task on the running event loop. Raises ``TypeError`` for anything
+    else, and what :func:`build_vector_index` raises.
+    """
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.util import greenlet_spawn
+
+    options: dict[str, Any] = {
+        "checkfirst": checkfirst,
+        "progress": progress,
+        "poll_interval": poll_interval,
+    }
+    if isinstance(bind, AsyncEngine):
+        await greenlet_spawn(build_vector_index, bind.sync_engine, index, **options)
+    elif isinstance(bind, AsyncConnection):
+        await bind.run_sync(build_vector_index, index, **options)
+    else:
+        raise TypeError(f"expected an AsyncEngine or AsyncConnection, got {type(bind).__name__}")
+
+
 def _build(
     conn: Connection,
     index: Index,
@@ -192,8 +301,6 @@ def _build(
     *,
     cleanup: bool,
 ) -> None:
-    stop = threading.Event()
-    watcher: threading.Thread | None = None
     bar: _TqdmReporter | None = None
     report: Callable[[BuildProgress], None] | None = None
     if callable(progress):
@@ -205,12 +312,11 @@ def _build(
             tqdm = None
         if tqdm is not None:
             report = bar = _TqdmReporter(str(index.name), tqdm)
+    finish: Callable[[], None] | None = None
     if report is not None:
         pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
-        watcher = threading.Thread(
-            target=_watch, args=(conn.engine, pid, report, stop, poll_interval), daemon=True
-        )
-        watcher.start()
+        start = _start_task_watcher if conn.dialect.is_async else _start_thread_watcher
+        finish = start(conn.engine, pid, report, poll_interval, str(index.name))
     try:
         Index.create(index, conn, checkfirst)
     except BaseException as e:
@@ -220,9 +326,8 @@ def _build(
                 e.add_note(note)
         raise
     finally:
-        stop.set()
-        if watcher is not None:
-            watcher.join()
+        if finish is not None:
+            finish()
         if bar is not None:
             bar.close()
 

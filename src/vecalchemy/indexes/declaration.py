@@ -258,11 +258,17 @@ class _VectorIndex(Index):
         re-raised. Raises :class:`~vecalchemy.exc.IndexDefinitionError` for a
         Connection inside a transaction (PostgreSQL refuses ``CREATE INDEX
         CONCURRENTLY`` there). For a progress bar use :func:`build_vector_index`.
+        Async engines: ``await async_conn.run_sync(index.create)`` (an AUTOCOMMIT
+        AsyncConnection for ``concurrently=True``), or
+        ``await build_vector_index_async(async_engine, index, progress=False)``.
         """
         build_vector_index(bind, self, checkfirst=bool(checkfirst), progress=False)
 
     def drop(self, bind: Any, checkfirst: Any = False) -> None:
-        """Issue ``DROP INDEX`` (``CONCURRENTLY``, outside a transaction, when declared so)."""
+        """Issue ``DROP INDEX`` on ``bind`` (an Engine or Connection); ``CONCURRENTLY``,
+        outside a transaction, when declared so (an Engine gives an AUTOCOMMIT connection,
+        a Connection must be AUTOCOMMIT, else :class:`~vecalchemy.exc.IndexDefinitionError`).
+        Async engines: ``await async_conn.run_sync(index.drop)``."""
         if not self.concurrently:
             super().drop(bind, checkfirst)
             return
