@@ -21,7 +21,7 @@ import numpy as np
 from sqlalchemy.dialects.postgresql import base as pg_base
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import BindParameter, cast, type_coerce
-from sqlalchemy.types import Float, TypeDecorator, UserDefinedType
+from sqlalchemy.types import Float, NullType, TypeDecorator, UserDefinedType
 
 from . import codecs
 from .exc import InvalidVectorError
@@ -229,7 +229,7 @@ class VectorType(TypeDecorator[Any]):
         # ORM attributes, aliased columns and the like give their column by this protocol
         if not isinstance(other, ColumnElement) and hasattr(other, "__clause_element__"):
             other = other.__clause_element__()
-        if isinstance(other, BindParameter) and other.type._isnull:
+        if isinstance(other, BindParameter) and isinstance(other.type, NullType):
             # an untyped bindparam("q") takes this type, so its value is validated and bound
             return type_coerce(other, self)
         if isinstance(other, ColumnElement):
