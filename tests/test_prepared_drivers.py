@@ -195,3 +195,20 @@ async def test_async_bad_vector_and_server_error(async_db: AsyncEngine) -> None:
             await PreparedQuery(TOP_K).all_async(aconn, q=[1, 2, 3, 4], k=1)
         with pytest.raises(sa_exc.ProgrammingError, match="no_such_table"):
             await PreparedQuery(select(missing.c.id)).all_async(aconn)
+
+
+async def test_async_query_is_prepared_again_after_its_table_changed(
+    async_db: AsyncEngine,
+) -> None:
+    pq = PreparedQuery(select(items.c.id, items.c.v).order_by(items.c.id).limit(2))
+    async with async_db.connect() as aconn:
+        before = await pq.all_async(aconn)
+        await aconn.commit()
+        await aconn.exec_driver_sql("ALTER TABLE pitems ALTER COLUMN id TYPE bigint")
+        await aconn.commit()
+        try:
+            after = await pq.all_async(aconn)
+        except sa_exc.DBAPIError:  # asyncpg: the cached plan fails its transaction once
+            await aconn.rollback()
+            after = await pq.all_async(aconn)
+    assert [r[0] for r in after] == [r[0] for r in before] == [1, 2]

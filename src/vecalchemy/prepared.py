@@ -104,6 +104,52 @@ def _refuse_schema_translation(connection: Any) -> None:
         )
 
 
+#: asyncpg exceptions meaning the connection is gone
+_ASYNCPG_DISCONNECTS = frozenset(
+    {"ConnectionDoesNotExistError", "ConnectionFailureError", "InterfaceError"}
+)
+#: SQLSTATE class -> the DB-API exception SQLAlchemy raises (PEP 249, as psycopg maps them)
+_SQLSTATE_CLASSES: dict[str, type[sa_exc.DBAPIError]] = {
+    "08": sa_exc.OperationalError,
+    "0A": sa_exc.NotSupportedError,
+    "21": sa_exc.ProgrammingError,
+    "22": sa_exc.DataError,
+    "23": sa_exc.IntegrityError,
+    "24": sa_exc.InternalError,
+    "25": sa_exc.InternalError,
+    "26": sa_exc.InternalError,
+    "27": sa_exc.OperationalError,
+    "28": sa_exc.OperationalError,
+    "2B": sa_exc.InternalError,
+    "2D": sa_exc.InternalError,
+    "2F": sa_exc.InternalError,
+    "34": sa_exc.OperationalError,
+    "3D": sa_exc.ProgrammingError,
+    "3F": sa_exc.ProgrammingError,
+    "40": sa_exc.OperationalError,
+    "42": sa_exc.ProgrammingError,
+    "44": sa_exc.ProgrammingError,
+    "53": sa_exc.OperationalError,
+    "54": sa_exc.OperationalError,
+    "55": sa_exc.OperationalError,
+    "57": sa_exc.OperationalError,
+    "58": sa_exc.OperationalError,
+    "XX": sa_exc.InternalError,
+}
+
+
+def _asyncpg_error(sql: str, args: Any, e: Exception, lost: bool) -> sa_exc.StatementError:
+    """An asyncpg error as the SQLAlchemy exception ``Connection.execute`` would raise."""
+    sqlstate = getattr(e, "sqlstate", None) or ""
+    if lost:
+        cls: type[sa_exc.DBAPIError] = sa_exc.OperationalError
+    elif sqlstate:
+        cls = _SQLSTATE_CLASSES.get(sqlstate[:2], sa_exc.DatabaseError)
+    else:
+        return sa_exc.StatementError(str(e), sql, args, e)
+    return cls(sql, args, e, connection_invalidated=lost)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A statement compiled for one dialect."""
@@ -149,6 +195,10 @@ class PreparedQuery:
         # (weak: a query kept at module level does not keep short-lived engines alive)
         self._plans: weakref.WeakKeyDictionary[Any, _Plan] = weakref.WeakKeyDictionary()
         self._processors: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        #: asyncpg connection -> {SQL: its asyncpg PreparedStatement}
+        self._asyncpg_statements: weakref.WeakKeyDictionary[Any, dict[str, Any]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -324,6 +374,36 @@ class PreparedQuery:
         self._check_format(dialect, plan, inner, description)
         return self._rows(plan, dialect, description, rows)
 
+    async def _all_asyncpg(
+        self, connection: AsyncConnection, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """asyncpg's own ``fetch`` (its statement cache, vecalchemy's binary codecs), in the
+        transaction SQLAlchemy began on the connection."""
+        dialect = connection.dialect
+        plan = self._plan(dialect)
+        args = self._parameters(plan, params)
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        if not driver.is_in_transaction() and not raw.dbapi_connection.autocommit:  # type: ignore[union-attr]
+            # SQLAlchemy's asyncpg adapter begins its transaction at its first statement
+            await connection.exec_driver_sql("SELECT 1")
+        statements = self._asyncpg_statements.setdefault(driver, {})
+        try:
+            prepared = statements.get(plan.sql)
+            if prepared is None:
+                prepared = statements[plan.sql] = await driver.prepare(plan.sql)
+            records = await prepared.fetch(*args)
+        except Exception as e:
+            # (prepared again next time: e.g. the table changed under it, which fails the
+            # transaction, as it fails Connection.execute on asyncpg)
+            statements.pop(plan.sql, None)
+            lost = driver.is_closed() or type(e).__name__ in _ASYNCPG_DISCONNECTS
+            if lost:
+                await connection.invalidate(e)
+            raise _asyncpg_error(plan.sql, args, e, lost) from e
+        description = [(a.name, a.type.oid) for a in prepared.get_attributes()]
+        return self._rows(plan, dialect, description, records)
+
     def _all_sync(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return self.all(connection, **params)
 
@@ -348,9 +428,10 @@ class PreparedQuery:
         if not connection.in_transaction():
             await connection.begin()
         dialect = connection.dialect
+        if dialect.driver == "asyncpg":
+            return await self._all_asyncpg(connection, params)
         if dialect.driver != "psycopg":
-            # the DBAPI adapter's cursor in SQLAlchemy's greenlet: its transaction, its
-            # prepared-statement cache and the driver's binary codecs (asyncpg)
+            # the DBAPI adapter's cursor in SQLAlchemy's greenlet
             rows: list[tuple[Any, ...]] = await connection.run_sync(self._all_sync, params)
             return rows
         plan = self._plan(dialect)
