@@ -40,6 +40,7 @@ import numpy as np
 import sqlalchemy
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.types import UserDefinedType
 from tabulate import tabulate
 
 import vecalchemy
@@ -47,6 +48,19 @@ from vecalchemy import PreparedQuery, Vector, copy_rows_async, fetch_matrix_asyn
 from vecalchemy.testing import database_url, driver_url, libpq_conninfo
 
 TABLE = "bench_drivers"
+
+
+class RawVector(UserDefinedType[np.ndarray]):
+    """The floor's column type: no bind or result processing; the connection's codecs
+    (pgvector.asyncpg.register_vector on the floor engine) do all of the work."""
+
+    cache_ok = True
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return f"vector({self.dim})"
 
 
 def tables(dim: int) -> tuple[Table, Table]:
@@ -124,6 +138,21 @@ async def run_asyncpg(n: int, dim: int, repeats: int, peers: bool) -> None:
     queries = [matrix[i] + 0.01 for i in rng.integers(0, n, 200)]
     engine = create_async_engine(url, plugins=["vecalchemy"])
     plain = create_async_engine(url)
+    # SQLAlchemy alone: no type processing, pgvector-python's asyncpg codecs
+    floor = create_async_engine(url)
+    floor_table = Table(
+        TABLE,
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("embedding", RawVector(dim)),
+    )
+
+    @sqlalchemy.event.listens_for(floor.sync_engine, "connect")
+    def _codecs(dbapi_connection: Any, record: Any) -> None:
+        from sqlalchemy.util import await_only
+
+        await_only(register_vector(dbapi_connection.driver_connection))
+
     dsn = libpq_conninfo(base)
     raw = await asyncpg.connect(dsn)
     await register_vector(raw)
@@ -138,6 +167,14 @@ async def run_asyncpg(n: int, dim: int, repeats: int, peers: bool) -> None:
     async def insert_ours() -> None:
         async with engine.begin() as conn:
             await conn.execute(insert(ours), rows)
+
+    async def insert_floor() -> None:
+        async with floor.begin() as conn:
+            await conn.execute(insert(floor_table), rows)
+
+    async def fetch_floor() -> Any:
+        async with floor.connect() as conn:
+            return (await conn.execute(select(floor_table.c.id, floor_table.c.embedding))).all()
 
     async def insert_raw() -> None:
         async with raw.transaction():
@@ -204,6 +241,7 @@ async def run_asyncpg(n: int, dim: int, repeats: int, peers: bool) -> None:
             peers = False
     impls: dict[str, Callable[[], Awaitable[Any]]] = {
         "vecalchemy Core (asyncpg)": insert_ours,
+        "SQLAlchemy Core alone (floor)": insert_floor,
         "raw asyncpg executemany": insert_raw,
     }
     if peers:
@@ -221,6 +259,7 @@ async def run_asyncpg(n: int, dim: int, repeats: int, peers: bool) -> None:
     impls = {
         "vecalchemy Core (asyncpg)": fetch_ours,
         "vecalchemy fetch_matrix_async": fetch_matrix_ours,
+        "SQLAlchemy Core alone (floor)": fetch_floor,
         "raw asyncpg fetch": fetch_raw,
     }
     if peers:
@@ -243,6 +282,7 @@ async def run_asyncpg(n: int, dim: int, repeats: int, peers: bool) -> None:
     await raw.close()
     await engine.dispose()
     await plain.dispose()
+    await floor.dispose()
     _print(out, peer_note)
 
 
