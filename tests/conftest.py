@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
-from vecalchemy.testing import driver_url, libpq_conninfo
+from vecalchemy.testing import driver_url, libpq_conninfo, search_path_args
 
 pytest_plugins = ["vecalchemy.pytest_plugin"]
 
@@ -43,15 +43,6 @@ _DRIVER = {
 }
 
 
-def _connect_args(driver: str, schema: str) -> dict[str, Any]:
-    path = f"{schema},public"
-    if driver == "asyncpg":
-        return {"server_settings": {"search_path": path}}
-    if driver == "pg8000":
-        return {"startup_params": {"search_path": path}}
-    return {"options": f"-csearch_path={path}"}
-
-
 def _plugins(mode: str) -> list[str]:
     return [] if mode in ("text", "dialect", "asyncpg-text") else ["vecalchemy"]
 
@@ -65,7 +56,7 @@ def make_engine(url: str, schema: str, mode: str, **kw: Any) -> Engine:
     return create_engine(
         driver_url(url, driver),
         plugins=_plugins(mode),
-        connect_args=_connect_args(driver, schema),
+        connect_args=search_path_args(driver, schema),
         **kw,
     )
 
@@ -76,7 +67,7 @@ def make_async_engine(url: str, schema: str, mode: str, **kw: Any) -> AsyncEngin
     return create_async_engine(
         driver_url(url, driver),
         plugins=_plugins(mode),
-        connect_args=_connect_args(driver, schema),
+        connect_args=search_path_args(driver, schema),
         **kw,
     )
 

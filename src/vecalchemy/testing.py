@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "database_url",
     "driver_url",
+    "search_path_args",
     "libpq_conninfo",
     "DatabaseUnavailable",
     "ENV_VAR",
@@ -109,6 +110,19 @@ def driver_url(url: str, driver: str) -> str:
         socket = f"{host.rstrip('/')}/.s.PGSQL.{u.port or 5432}"
         u = u.difference_update_query(["host"]).update_query_dict({"unix_sock": socket})
     return u.render_as_string(hide_password=False)
+
+
+def search_path_args(driver: str, schema: str) -> dict[str, Any]:
+    """``connect_args`` for ``create_engine`` that set ``search_path = <schema>, public``
+    with ``driver`` (``"psycopg"``, ``"psycopg2"``, ``"asyncpg"``, ``"pg8000"``, or one of
+    vecalchemy's dialect names): libpq's ``options``, asyncpg's ``server_settings``,
+    pg8000's ``startup_params``."""
+    path = f"{schema},public"
+    if driver.endswith("asyncpg"):
+        return {"server_settings": {"search_path": path}}
+    if driver.endswith("pg8000"):
+        return {"startup_params": {"search_path": path}}
+    return {"options": f"-csearch_path={path}"}
 
 
 def libpq_conninfo(url: str) -> str:

@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from vecalchemy.testing import driver_url
+from vecalchemy.testing import driver_url, search_path_args
 
 __all__ = ["AlembicProject", "HAS_PLUGINS", "REGISTRATIONS", "DRIVERS", "search_path_args"]
 
@@ -38,16 +38,6 @@ DRIVERS = ("psycopg", "psycopg2", "pg8000", "asyncpg")
 
 _HERE = Path(__file__).parent
 _TEMPLATE = Path(alembic.__file__).parent / "templates" / "generic" / "script.py.mako"
-
-
-def search_path_args(driver: str, schema: str) -> dict[str, Any]:
-    """``connect_args`` that set ``search_path = <schema>, public`` with ``driver``."""
-    path = f"{schema},public"
-    if driver == "asyncpg":
-        return {"server_settings": {"search_path": path}}
-    if driver == "pg8000":
-        return {"startup_params": {"search_path": path}}
-    return {"options": f"-csearch_path={path}"}
 
 
 class AlembicProject:
