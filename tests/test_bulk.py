@@ -237,6 +237,25 @@ def test_copy_rows_refuses_columns_of_different_lengths(engine: Engine, items: T
     assert _all_rows(engine, items) == []
 
 
+@pytest.mark.parametrize("column", ["id", "embedding"])
+def test_copy_rows_refuses_a_zero_dimensional_array_for_a_column(
+    engine: Engine, items: Table, column: str
+) -> None:
+    data: dict[str, Any] = {"id": np.arange(2), "embedding": _matrix(2)}
+    data[column] = np.array(5) if column == "id" else np.array(1.0, dtype=np.float32)
+    error = ValueError if column == "id" else InvalidVectorError
+    with engine.begin() as conn, pytest.raises(error) as err:
+        copy_rows(conn, items, data, progress=False)
+    expected = (
+        "copy_rows: column 'id' needs one value a row (a sequence or a 1-D array), "
+        "got a 0-d array (array(5))"
+        if column == "id"
+        else "embedding (vector(8)): expected a 2-D (n, dim) matrix, got shape ()"
+    )
+    assert str(err.value) == expected
+    assert _all_rows(engine, items) == []
+
+
 def test_copy_rows_refuses_an_unknown_column(engine: Engine, items: Table) -> None:
     with engine.begin() as conn, pytest.raises(KeyError, match="has no column 'vec'"):
         copy_rows(conn, items, {"vec": _matrix(2)}, progress=False)

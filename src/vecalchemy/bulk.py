@@ -142,6 +142,11 @@ def _prepare(
                 "expected Vector, HalfVec or SparseVec"
             )
         else:
+            if isinstance(values, np.ndarray) and values.ndim == 0:
+                raise ValueError(
+                    f"copy_rows: column {key!r} needs one value a row (a sequence or a 1-D "
+                    f"array), got a 0-d array ({values!r})"
+                )
             arr = values if isinstance(values, np.ndarray) else None
             if arr is None and isinstance(values, Sequence) and not isinstance(values, str):
                 probe = np.asarray(values) if oid in FIXED_WIDTH_TYPES else None
