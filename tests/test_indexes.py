@@ -688,7 +688,7 @@ def test_plain_index_naming_an_opclass_of_another_type_is_refused() -> None:
 
 
 def test_spec_of_a_plain_hnsw_index_without_opclass_is_refused_as_by_the_server(
-    engine: Engine,
+    engine: Engine, mode: str
 ) -> None:
     t = _table(Column("e", Vector(3, metric="cosine")), name="plain_hnsw")
     plain = Index("ix_plain_hnsw", t.c.e, postgresql_using="hnsw")
@@ -696,7 +696,9 @@ def test_spec_of_a_plain_hnsw_index_without_opclass_is_refused_as_by_the_server(
     with pytest.raises(IndexDefinitionError) as e:
         vector_index_spec(plain)
     assert message in str(e.value)
-    with pytest.raises(DBAPIError) as server:
+    # vecalchemy's dialects refuse it before sending; a plain engine gets the server's
+    refused = DBAPIError if mode in ("text", "asyncpg-text") else IndexDefinitionError
+    with pytest.raises(refused) as server:
         t.metadata.create_all(engine)
     assert message in str(server.value)
 
@@ -732,3 +734,60 @@ def test_reflected_indexes_give_the_declared_specs(
         )
         assert dict(got.options) == dict(want.options)
         assert (got.where is None) == (want.where is None)
+
+
+# --- plain Index objects: the rules hold when the index is created ----------------------
+
+
+def _plain_indexes() -> tuple[MetaData, Table, dict[str, Index]]:
+    md = MetaData()
+    t = Table(
+        "pix",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("a", Vector(3)),
+        Column("b", Vector(3, metric="cosine")),
+    )
+    bad = {
+        "multicolumn": Index(
+            "pix_two",
+            t.c.a,
+            t.c.b,
+            postgresql_using="hnsw",
+            postgresql_ops={"a": "vector_l2_ops", "b": "vector_cosine_ops"},
+        ),
+        "default opclass against the declared metric": Index(
+            "pix_ivf", t.c.b, postgresql_using="ivfflat"
+        ),
+    }
+    return md, t, bad
+
+
+@pytest.mark.parametrize("case", ["multicolumn", "default opclass against the declared metric"])
+@pytest.mark.parametrize("how", ["create_all", "index.create"])
+def test_a_plain_vector_index_pgvector_would_refuse_is_refused_when_created(
+    vector_database_url: str, vector_schema: str, case: str, how: str
+) -> None:
+    eng = make_engine(vector_database_url, vector_schema, "plugin")
+    md, t, bad = _plain_indexes()
+    for name, index in bad.items():
+        if name != case:
+            t.indexes.discard(index)
+    try:
+        with pytest.raises(IndexDefinitionError) as err:
+            if how == "create_all":
+                md.create_all(eng)
+            else:
+                t.create(eng)
+                bad[case].create(eng)
+        assert ("multicolumn" in str(err.value)) == (case == "multicolumn")
+        with eng.connect() as conn:
+            names = (
+                conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'pix'"))
+                .scalars()
+                .all()
+            )
+        assert bad[case].name not in names
+    finally:
+        md.drop_all(eng)
+        eng.dispose()

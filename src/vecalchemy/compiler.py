@@ -22,13 +22,14 @@ from typing import Any
 
 from sqlalchemy import Integer
 from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg
-from sqlalchemy.dialects.postgresql.base import PGCompiler
+from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDDLCompiler
 from sqlalchemy.dialects.postgresql.pg8000 import PGCompiler_pg8000
 from sqlalchemy.dialects.postgresql.psycopg import PGCompiler_psycopg
 from sqlalchemy.sql.expression import BindParameter
 
 from . import _private
 from .checks import distance_orders
+from .indexes import vector_index_spec
 
 __all__ = [
     "LiteralLimitMixin",
@@ -37,6 +38,7 @@ __all__ = [
     "VecalchemyPsycopg2Compiler",
     "VecalchemyPg8000Compiler",
     "KEEP_BOUND_LIMITS",
+    "VecalchemyDDLCompiler",
 ]
 
 #: compile keyword that keeps LIMIT / OFFSET bound (``PreparedQuery`` binds them itself)
@@ -97,3 +99,24 @@ class VecalchemyPg8000Compiler(LiteralLimitMixin, PGCompiler_pg8000):
         opstring = operator.opstring.replace("%", "%%")
         generic: str = self._generate_generic_binary(element, f" {opstring} ", **kw)
         return generic
+
+
+class VecalchemyDDLCompiler(PGDDLCompiler):
+    """``PGDDLCompiler`` enforcing pgvector's index rules on every ``CREATE INDEX`` of a
+    vector index, including a plain ``Index(..., postgresql_using="hnsw")``: an index the
+    server would refuse or build against the column's declared metric raises
+    :class:`~vecalchemy.exc.IndexDefinitionError` before anything is sent
+    (:func:`vecalchemy.vector_index_spec`)."""
+
+    def visit_create_index(
+        self,
+        create: Any,
+        include_schema: Any = False,
+        include_table_schema: Any = True,
+        **kw: Any,
+    ) -> str:
+        vector_index_spec(create.element)
+        text: str = super().visit_create_index(  # type: ignore[no-untyped-call]
+            create, include_schema=include_schema, include_table_schema=include_table_schema, **kw
+        )
+        return text

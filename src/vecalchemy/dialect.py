@@ -44,6 +44,7 @@ from .checks import install_query_checks
 from .compiler import (
     VecalchemyAsyncpgCompiler,
     VecalchemyCompiler,
+    VecalchemyDDLCompiler,
     VecalchemyPg8000Compiler,
     VecalchemyPsycopg2Compiler,
 )
@@ -122,6 +123,7 @@ class VecalchemyDialectMixin:
 
     supports_statement_cache = True
     ischema_names: Any = _ISCHEMA_NAMES
+    ddl_compiler: Any = VecalchemyDDLCompiler  # pgvector's index rules on CREATE INDEX
     driver: str
 
     def on_connect(self) -> Any:
