@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
