@@ -68,20 +68,15 @@ __all__ = [
 ]
 
 
-class _GroupedInsertState:
-    """The state of a grouped executemany INSERT (:mod:`vecalchemy.inserts`), on the
-    execution context of a dialect that groups."""
+class VecalchemyExecutionContext(PGExecutionContext_psycopg):
+    """psycopg execution context of vecalchemy's dialects: binary results when a
+    statement returns vectors and only binary-safe columns (:mod:`vecalchemy.results`),
+    and the state of a grouped executemany INSERT (:mod:`vecalchemy.inserts`)."""
 
     #: rows inserted so far by a grouped executemany INSERT (``None``: not grouping)
     vecalchemy_rowcount: int | None = None
     #: a group of batches is being sent with one ``executemany``
     vecalchemy_group: bool = False
-
-
-class VecalchemyExecutionContext(_GroupedInsertState, PGExecutionContext_psycopg):
-    """psycopg execution context of vecalchemy's dialects: binary results when a
-    statement returns vectors and only binary-safe columns (:mod:`vecalchemy.results`),
-    and the state of a grouped executemany INSERT (:mod:`vecalchemy.inserts`)."""
 
     def pre_exec(self) -> None:
         super().pre_exec()  # type: ignore[no-untyped-call]
@@ -142,10 +137,14 @@ class VecalchemyDialectMixin:
         install_engine_events(engine)
 
 
-class _GroupedInsertsMixin(VecalchemyDialectMixin):
-    """Executemany INSERTs as multi-row VALUES batches, those sharing one statement sent
-    with one driver ``executemany`` (pipelined by psycopg and asyncpg)."""
+class _PsycopgMixin(VecalchemyDialectMixin):
+    """psycopg 3: binary binds and results per statement, executemany INSERTs as
+    multi-row VALUES batches, those sharing one statement sent with one pipelined
+    ``executemany`` (:mod:`vecalchemy.inserts`)."""
 
+    execution_ctx_cls: Any = VecalchemyExecutionContext
+    statement_compiler: Any = VecalchemyCompiler
+    colspecs: Any = {**PGDialect_psycopg.colspecs, **binary_impls("psycopg")}
     use_insertmanyvalues_wo_returning = True
     insertmanyvalues_page_size = PAGE_SIZE
 
@@ -168,14 +167,6 @@ class _GroupedInsertsMixin(VecalchemyDialectMixin):
         self, cursor: Any, statement: Any, parameters: Any, context: Any = None
     ) -> None:
         do_execute(super().do_execute, cursor, statement, parameters, context)  # type: ignore[misc]
-
-
-class _PsycopgMixin(_GroupedInsertsMixin):
-    """psycopg 3: binary binds and results per statement, grouped executemany INSERTs."""
-
-    execution_ctx_cls: Any = VecalchemyExecutionContext
-    statement_compiler: Any = VecalchemyCompiler
-    colspecs: Any = {**PGDialect_psycopg.colspecs, **binary_impls("psycopg")}
 
 
 class VecalchemyDialect(_PsycopgMixin, PGDialect_psycopg):

@@ -404,9 +404,6 @@ class PreparedQuery:
         description = [(a.name, a.type.oid) for a in prepared.get_attributes()]
         return self._rows(plan, dialect, description, records)
 
-    def _all_sync(self, connection: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return self.all(connection, **params)
-
     def scalars(self, conn: Connection | Session, /, **params: Any) -> list[Any]:
         """:meth:`all`, first column only."""
         return [row[0] for row in self.all(conn, **params)]
@@ -414,7 +411,8 @@ class PreparedQuery:
     async def all_async(
         self, conn: AsyncConnection | AsyncSession, /, **params: Any
     ) -> list[tuple[Any, ...]]:
-        """:meth:`all` for an ``AsyncConnection`` / ``AsyncSession`` (psycopg async)."""
+        """:meth:`all` for an ``AsyncConnection`` / ``AsyncSession``: psycopg's async cursor,
+        or on asyncpg its own prepared statement (in SQLAlchemy's transaction)."""
         from sqlalchemy.ext.asyncio import AsyncSession
 
         if isinstance(conn, AsyncSession):
@@ -428,12 +426,8 @@ class PreparedQuery:
         if not connection.in_transaction():
             await connection.begin()
         dialect = connection.dialect
-        if dialect.driver == "asyncpg":
+        if dialect.driver == "asyncpg":  # (the other async driver: psycopg, below)
             return await self._all_asyncpg(connection, params)
-        if dialect.driver != "psycopg":
-            # the DBAPI adapter's cursor in SQLAlchemy's greenlet
-            rows: list[tuple[Any, ...]] = await connection.run_sync(self._all_sync, params)
-            return rows
         plan = self._plan(dialect)
         parameters = self._parameters(plan, params)
         raw = await connection.get_raw_connection()
