@@ -22,10 +22,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import visitors
 
+from vecalchemy import sqltext
 from vecalchemy.facts import INDEX_METHODS, INDEX_OPTIONS
 from vecalchemy.indexes import VectorIndexSpec
 
-from .ddl import create_index_sql, sql_text
+from .ddl import create_index_sql
 
 __all__ = ["ReflectedVectorIndex", "reflect_vector_indexes", "canonical_forms"]
 
@@ -134,13 +135,13 @@ def canonical_forms(
     database does not have yet) is left out, with a warning.
     """
     dialect = conn.dialect
-    prep = dialect.identifier_preparer
     out: dict[str, ReflectedVectorIndex] = {}
     for name, spec in specs.items():
         assert spec.expression is not None
         probe = f"vecalchemy_probe_{uuid.uuid4().hex[:12]}"
         cols = ", ".join(
-            f"{prep.quote(c.name)} {c.type.compile(dialect=dialect)}" for c in _columns(spec)
+            f"{sqltext.quote(dialect, c.name)} {c.type.compile(dialect=dialect)}"
+            for c in _columns(spec)
         )
         ddl = create_index_sql(
             dialect,
@@ -155,8 +156,8 @@ def canonical_forms(
         )
         savepoint = conn.begin_nested()
         try:
-            conn.execute(sql_text(f"CREATE TEMPORARY TABLE {prep.quote(probe)} ({cols})"))
-            conn.execute(sql_text(ddl))
+            conn.execute(sqltext.Statement(f"CREATE TEMPORARY TABLE {probe} ({cols})"))
+            conn.execute(sqltext.Statement(ddl))
             (found,) = _rows(conn, _TEMP, {"table": probe}).values()
         except DBAPIError as e:
             warnings.warn(

@@ -1,12 +1,15 @@
 """The SQL of vector indexes and of the ``vector`` extension, built from checked parts.
 
-Identifiers are quoted with the dialect's identifier preparer; the index method, the
-operator class and the option names come from :mod:`vecalchemy.facts` /
-:mod:`vecalchemy.indexes` after validation, option values are checked ints, and SQL
-expressions are compiled by SQLAlchemy (``literal_binds``), never formatted from user
-values. The one exception is SQL the migration's author writes as such: a key or
-WHERE clause given as ``sa.text(...)``, or a WHERE clause given as a string, is emitted
-as written (a key given as a string is a column name, and is quoted).
+Identifiers are checked (:func:`vecalchemy.sqltext.check_identifier`) and quoted exactly
+(:func:`vecalchemy.sqltext.quote`); the index method, the operator class and the option
+names come from :mod:`vecalchemy.facts` / :mod:`vecalchemy.indexes` after validation,
+option values are checked ints, and SQL expressions are compiled by SQLAlchemy
+(``literal_binds``), never formatted from user values. The statements run as
+:class:`vecalchemy.sqltext.Statement` (sent as written, no bind parameters parsed).
+The one exception is SQL the migration's author writes as such: a key or WHERE clause
+given as ``sa.text(...)``, or a WHERE clause given as a string, is emitted as written,
+once :func:`vecalchemy.sqltext.check_expression_sql` has found it to be one expression
+(a key given as a string is a column name, and is quoted).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.elements import ColumnClause, Label, TextClause
+from sqlalchemy.sql.elements import ColumnClause, Label
+
+from vecalchemy import sqltext
 
 __all__ = [
     "Expression",
@@ -28,7 +32,6 @@ __all__ = [
     "create_index_sql",
     "drop_index_sql",
     "version_literal",
-    "sql_text",
 ]
 
 #: what an index key or a WHERE clause may be: a column name (key only), raw SQL
@@ -36,26 +39,14 @@ __all__ = [
 Expression = str | ClauseElement
 
 _VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
-#: a bind-parameter look-alike in raw SQL (text() would take ``:name`` for a parameter)
-_BIND_LIKE = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
-
-
-def sql_text(sql: str) -> TextClause:
-    """``text(sql)`` for generated DDL: a ``:name`` inside it is not a bind parameter."""
-    return text(_BIND_LIKE.sub(r"\\:\1", sql))
 
 
 def compile_sql(element: ClauseElement, dialect: Dialect) -> str:
-    """SQL text of ``element`` as it appears in DDL: no table prefix, literals inline."""
+    """SQL text of ``element`` as it appears in DDL: no table prefix, literals inline,
+    nothing escaped for the driver (:func:`vecalchemy.sqltext.exact_sql`)."""
     while isinstance(element, Label):
         element = element.element
-    if isinstance(element, TextClause):
-        return element.text
-    return str(
-        element.compile(
-            dialect=dialect, compile_kwargs={"literal_binds": True, "include_table": False}
-        )
-    )
+    return sqltext.exact_sql(element, dialect, include_table=False)
 
 
 def key_sql(expression: Expression, dialect: Dialect) -> str:
@@ -65,17 +56,15 @@ def key_sql(expression: Expression, dialect: Dialect) -> str:
     while isinstance(expression, Label):
         expression = expression.element
     if isinstance(expression, str):
-        return str(dialect.identifier_preparer.quote(expression))
+        return sqltext.quote(dialect, expression)
     if isinstance(expression, ColumnClause) and not expression.is_literal:
-        return str(dialect.identifier_preparer.quote(expression.name))
+        return sqltext.quote(dialect, expression.name)
     return f"({compile_sql(expression, dialect)})"
 
 
 def qualified(name: str, schema: str | None, dialect: Dialect) -> str:
     """``"schema"."name"`` (or ``"name"``), quoted as needed."""
-    prep = dialect.identifier_preparer
-    quoted = str(prep.quote(name))
-    return f"{prep.quote_schema(schema)}.{quoted}" if schema else quoted
+    return sqltext.qualified(dialect, name, schema)
 
 
 def create_index_sql(
@@ -94,20 +83,23 @@ def create_index_sql(
 ) -> str:
     """``CREATE INDEX [CONCURRENTLY] name ON table USING method (key opclass) WITH (...)
     WHERE ...``; ``method``, ``opclass`` and ``options`` must be validated already."""
-    prep = dialect.identifier_preparer
     parts = ["CREATE INDEX"]
     if concurrently:
         parts.append("CONCURRENTLY")
     if if_not_exists:
         parts.append("IF NOT EXISTS")
-    parts.append(str(prep.quote(name)))
+    parts.append(sqltext.quote(dialect, name))
     parts.append(f"ON {qualified(table, schema, dialect)} USING {method}")
     key = key_sql(expression, dialect)
     parts.append(f"({key} {opclass})" if opclass else f"({key})")
     if options:
         parts.append("WITH (" + ", ".join(f"{k} = {int(v)}" for k, v in options.items()) + ")")
     if where is not None:
-        pred = where if isinstance(where, str) else compile_sql(where, dialect)
+        pred = (
+            sqltext.check_expression_sql(where, "where=")
+            if isinstance(where, str)
+            else compile_sql(sqltext.check_where(where), dialect)
+        )
         parts.append(f"WHERE {pred}")
     return " ".join(parts)
 

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.elements import Label, TextClause
 
+from vecalchemy import sqltext
 from vecalchemy.exc import IndexDefinitionError
 from vecalchemy.facts import (
     DEFAULT_OPCLASS,
@@ -46,7 +47,6 @@ from .ddl import (
     create_index_sql,
     drop_index_sql,
     qualified,
-    sql_text,
     version_literal,
 )
 
@@ -60,11 +60,11 @@ __all__ = [
 
 
 def _execute(operations: Operations, sql: str, *, autocommit: bool = False) -> None:
-    statement = sql_text(sql)
+    ctx = operations.get_context()
+    statement = sqltext.Statement(sql, for_script=ctx.as_sql)
     if not autocommit:
         operations.execute(statement)
         return
-    ctx = operations.get_context()
     with ctx.autocommit_block():
         if not ctx.as_sql and ctx.connection is not None:
             _leave_driver_transaction(ctx.connection)
@@ -92,13 +92,14 @@ def _is_typed(expression: Any) -> bool:
 
 
 def _where_clause(where: Expression | None) -> ClauseElement | None:
-    if where is None or isinstance(where, ClauseElement):
-        return where
-    if isinstance(where, str):
-        return text(where)
-    raise IndexDefinitionError(
-        f"where= must be SQL text or a SQL expression, got {type(where).__name__}"
-    )
+    """``where`` as a clause; SQL text must be one expression
+    (:func:`vecalchemy.sqltext.check_expression_sql`: a second statement is refused)."""
+    if where is not None and not isinstance(where, (str, ClauseElement)):
+        raise IndexDefinitionError(
+            f"where= must be SQL text or a SQL expression, got {type(where).__name__}"
+        )
+    sqltext.check_where(where)
+    return text(where) if isinstance(where, str) else where
 
 
 class CreateVectorIndexOp(MigrateOperation):
@@ -130,10 +131,10 @@ class CreateVectorIndexOp(MigrateOperation):
         concurrently: bool = False,
         if_not_exists: bool = False,
     ) -> None:
-        if not isinstance(index_name, str) or not index_name:
-            raise IndexDefinitionError(f"index name must be a non-empty str, got {index_name!r}")
-        if not isinstance(table_name, str) or not table_name:
-            raise IndexDefinitionError(f"table name must be a non-empty str, got {table_name!r}")
+        sqltext.check_identifier(index_name, "index name")
+        sqltext.check_identifier(table_name, "table name")
+        if schema is not None:
+            sqltext.check_identifier(schema, "schema name")
         if method not in INDEX_METHODS:
             raise IndexDefinitionError(
                 f"unknown vector index method {method!r}; expected one of "
@@ -146,6 +147,8 @@ class CreateVectorIndexOp(MigrateOperation):
                 "column_or_expr must be a column name, sa.text(...) or a SQL expression, "
                 f"got {type(expression).__name__}"
             )
+        if isinstance(expression, str):
+            sqltext.check_identifier(expression, "column name")
         self.index_name = index_name
         self.table_name = table_name
         self.expression: Expression = expression
@@ -294,8 +297,11 @@ class DropVectorIndexOp(MigrateOperation):
         if_exists: bool = False,
         _reverse: CreateVectorIndexOp | None = None,
     ) -> None:
-        if not isinstance(index_name, str) or not index_name:
-            raise IndexDefinitionError(f"index name must be a non-empty str, got {index_name!r}")
+        sqltext.check_identifier(index_name, "index name")
+        if table_name is not None:
+            sqltext.check_identifier(table_name, "table name")
+        if schema is not None:
+            sqltext.check_identifier(schema, "schema name")
         self.index_name = index_name
         self.table_name = table_name
         self.schema = schema
@@ -343,6 +349,8 @@ class CreateVectorExtensionOp(MigrateOperation):
     """``CREATE EXTENSION [IF NOT EXISTS] vector [SCHEMA schema]``."""
 
     def __init__(self, schema: str | None = None, *, if_not_exists: bool = True) -> None:
+        if schema is not None:
+            sqltext.check_identifier(schema, "schema name")
         self.schema = schema
         self.if_not_exists = bool(if_not_exists)
 
@@ -524,10 +532,10 @@ def drop_vector_index(operations: Operations, op: DropVectorIndexOp) -> None:
 @Operations.implementation_for(CreateVectorExtensionOp)
 def create_vector_extension(operations: Operations, op: CreateVectorExtensionOp) -> None:
     """Emit ``CREATE EXTENSION ... vector``."""
-    prep = operations.get_context().dialect.identifier_preparer
+    dialect = operations.get_context().dialect
     sql = "CREATE EXTENSION " + ("IF NOT EXISTS " if op.if_not_exists else "") + "vector"
     if op.schema:
-        sql += f" SCHEMA {prep.quote_schema(op.schema)}"
+        sql += f" SCHEMA {sqltext.quote(dialect, op.schema)}"
     _execute(operations, sql)
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from . import bulk_drivers as drivers
+from . import sqltext
 from .bulk_format import (
     COPY_SIGNATURE,
     COPY_TRAILER,
@@ -185,9 +186,8 @@ def _prepare(
 
 
 def _copy_sql(table: Table, fields: list[Field], dialect: Any) -> str:
-    prep = dialect.identifier_preparer
-    cols = ", ".join(prep.quote(f.column.name) for f in fields)
-    return f"COPY {prep.format_table(table)} ({cols}) FROM STDIN (FORMAT BINARY)"
+    cols = ", ".join(sqltext.quote(dialect, f.column.name) for f in fields)
+    return f"COPY {sqltext.table_name(dialect, table)} ({cols}) FROM STDIN (FORMAT BINARY)"
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
@@ -250,7 +250,7 @@ def copy_rows(
         return _copy_rows_driver(conn, table_obj, by_name, data, chunk_rows, progress)
     driver = conn.connection.driver_connection
     assert driver is not None
-    qualified = conn.dialect.identifier_preparer.format_table(table_obj)
+    qualified = sqltext.table_name(conn.dialect, table_obj)
     with driver.cursor() as cur:
         cur.execute(_COLUMNS_QUERY, (qualified,))
         oids = {name: int(oid) for name, oid in cur.fetchall()}
@@ -289,7 +289,7 @@ def _copy_rows_driver(
 ) -> int:
     """:func:`copy_rows` on asyncpg, psycopg2 or pg8000."""
     dialect = conn.dialect
-    oids = drivers.column_oids(conn, dialect.identifier_preparer.format_table(table_obj))
+    oids = drivers.column_oids(conn, sqltext.table_name(dialect, table_obj))
     fields, n = _prepare(table_obj, by_name, data, oids)
     chunks = driver_chunks(fields, n, rows_per_chunk(fields, n, chunk_rows))
     bar = _progress(n, progress, f"COPY {table_obj.name}")
@@ -325,7 +325,7 @@ async def copy_rows_async(
     driver = raw.driver_connection
     assert driver is not None
     dialect = aconn.dialect
-    qualified = dialect.identifier_preparer.format_table(table_obj)
+    qualified = sqltext.table_name(dialect, table_obj)
     async with driver.cursor() as cur:
         await cur.execute(_COLUMNS_QUERY, (qualified,))
         oids = {name: int(oid) for name, oid in await cur.fetchall()}
@@ -363,7 +363,7 @@ async def _copy_rows_asyncpg(
     progress: bool,
 ) -> int:
     """:func:`copy_rows_async` on asyncpg."""
-    qualified = aconn.dialect.identifier_preparer.format_table(table_obj)
+    qualified = sqltext.table_name(aconn.dialect, table_obj)
     oids = await aconn.run_sync(drivers.column_oids, qualified)
     fields, n = _prepare(table_obj, by_name, data, oids)
     chunks = driver_chunks(fields, n, rows_per_chunk(fields, n, chunk_rows))

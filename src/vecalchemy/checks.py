@@ -48,7 +48,7 @@ from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.selectable import Alias, ScalarSelect, SelectBase
 
-from . import _private
+from . import _private, sqltext
 from .connections import is_autocommit, sync_connection
 from .exc import VectorIndexWarning
 from .facts import INDEX_METHODS, METRICS
@@ -500,7 +500,6 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
     vector: list[tuple[str, str]] = []
     other: list[str] = []
     lines: list[str] = []
-    preparer = conn.dialect.identifier_preparer
     for depth, node in _walk(doc[0]["Plan"]):
         line = node["Node Type"]
         if "Relation Name" in node:
@@ -508,11 +507,7 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
         index = node.get("Index Name")
         if index is not None:
             line += f" using {index}"
-            qualified = (
-                f"{preparer.quote_identifier(node['Schema'])}.{preparer.quote_identifier(index)}"
-                if "Schema" in node
-                else preparer.quote_identifier(index)
-            )
+            qualified = sqltext.qualified(conn.dialect, index, node.get("Schema"))
             am = conn.execute(_AM_SQL, {"name": qualified}).scalar()
             if am in INDEX_METHODS:
                 vector.append((index, str(am)))

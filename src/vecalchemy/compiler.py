@@ -30,6 +30,7 @@ from sqlalchemy.sql.expression import BindParameter
 from . import _private
 from .checks import distance_orders
 from .indexes import vector_index_spec
+from .sqltext import check_identifier
 
 __all__ = [
     "LiteralLimitMixin",
@@ -115,7 +116,8 @@ class VecalchemyDDLCompiler(PGDDLCompiler):
         include_table_schema: Any = True,
         **kw: Any,
     ) -> str:
-        vector_index_spec(create.element)
+        if vector_index_spec(create.element) is not None and create.element.name is not None:
+            check_identifier(create.element.name, "index name")
         text: str = super().visit_create_index(  # type: ignore[no-untyped-call]
             create, include_schema=include_schema, include_table_schema=include_table_schema, **kw
         )

@@ -14,6 +14,8 @@ __all__ = [
     "SearchSettingError",
     "VectorIndexWarning",
     "UnsupportedSQLAlchemyError",
+    "InvalidIdentifierError",
+    "UnsafeSQLError",
 ]
 
 
@@ -51,3 +53,16 @@ class UnsupportedSQLAlchemyError(VecalchemyError, RuntimeError):
     Raised instead of silently changing behaviour; the message names the missing name,
     the installed version and the supported range (``vecalchemy._private``).
     """
+
+
+class InvalidIdentifierError(VecalchemyError, ValueError):
+    """A name (index, table, column, schema) PostgreSQL would not hold exactly as given:
+    empty, with a NUL byte, or over 63 bytes of UTF-8, which the server silently
+    truncates (``NAMEDATALEN - 1``, src/include/pg_config_manual.h). Raised when the
+    name is declared, before anything is sent."""
+
+
+class UnsafeSQLError(VecalchemyError, ValueError):
+    """SQL text given where one expression is expected (a ``where=`` string) that could
+    be more: a ``;``, a ``--`` comment, an unbalanced parenthesis, an unterminated
+    quote. Raised before anything is sent."""

@@ -40,6 +40,7 @@ __all__ = [
     "SPARSEVEC_MAX_NNZ",
     "HALFVEC_MAX",
     "BIT_MAX_LENGTH",
+    "MAX_IDENTIFIER_BYTES",
     "Guc",
     "SEARCH_SETTINGS",
     "SEARCH_SETTINGS_BY_GUC",
@@ -82,6 +83,9 @@ SPARSEVEC_MAX_NNZ = 16000
 HALFVEC_MAX = 65504.0
 #: Max length of a ``bit(n)`` (PostgreSQL's VARBITMAXLEN, src/include/utils/varbit.h).
 BIT_MAX_LENGTH = 83886080
+#: Max bytes of a PostgreSQL identifier (NAMEDATALEN - 1, src/include/pg_config_manual.h);
+#: the server truncates longer names with only a NOTICE.
+MAX_IDENTIFIER_BYTES = 63
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from . import sqltext
 from .connections import is_autocommit, sync_connection
 from .exc import SearchSettingError
 from .facts import METRICS, SEARCH_SETTINGS, SEARCH_SETTINGS_BY_GUC, metrics_for
@@ -188,8 +189,8 @@ def _ensure_loaded(conn: Connection) -> None:
                 "vector); its search settings do not exist"
             )
         # any vector input function call loads vector.so in this backend
-        quoted = conn.dialect.identifier_preparer.quote_schema(str(schema))
-        conn.execute(text(f"SELECT '[1]'::{quoted}.vector"))
+        quoted = sqltext.quote(conn.dialect, str(schema))
+        conn.execute(sqltext.Statement(f"SELECT '[1]'::{quoted}.vector"))
         info[_LOADED_KEY] = True
 
 

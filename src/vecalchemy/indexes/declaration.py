@@ -24,7 +24,8 @@ from sqlalchemy import Index, event, literal_column, text
 from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.elements import ColumnClause, Label, TextClause
 
-from ..facts import DEFAULT_OPCLASS, INDEX_METHODS, OPCLASSES, opclass_info
+from ..facts import DEFAULT_OPCLASS, INDEX_METHODS, METHOD_NAMES, OPCLASSES, opclass_info
+from ..sqltext import check_identifier
 from ..types import TYPES_BY_SQL_TYPE
 from .build import build_plainly_in_transaction, build_vector_index, concurrent_connection
 from .rules import (
@@ -178,6 +179,8 @@ class _VectorIndex(Index):
         **kw: Any,
     ) -> None:
         method = self.method
+        if name is not None:
+            check_identifier(name, f"{METHOD_NAMES[method]} index name")
         if kw.get("postgresql_include"):
             raise index_error(
                 method, f'access method "{method}" does not support included columns (INCLUDE)'

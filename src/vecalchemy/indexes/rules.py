@@ -31,6 +31,7 @@ from ..facts import (
     opclass_for,
     opclass_info,
 )
+from ..sqltext import check_where
 from ..types import VectorType
 
 __all__ = [
@@ -272,6 +273,7 @@ def validate_vector_index(
             f"where= must be a SQL expression (e.g. Doc.category == 1 or text(...)), "
             f"got {type(where).__name__}",
         )
+    check_where(where)
     if hasattr(expression, "__clause_element__"):
         expression = expression.__clause_element__()
     expression = unlabel(expression)
