@@ -250,7 +250,7 @@ def copy_rows(
         return _copy_rows_driver(conn, table_obj, by_name, data, chunk_rows, progress)
     driver = conn.connection.driver_connection
     assert driver is not None
-    qualified = sqltext.table_name(conn.dialect, table_obj)
+    qualified = sqltext.regclass_text(table_obj.name, table_obj.schema)
     with driver.cursor() as cur:
         cur.execute(_COLUMNS_QUERY, (qualified,))
         oids = {name: int(oid) for name, oid in cur.fetchall()}
@@ -289,7 +289,7 @@ def _copy_rows_driver(
 ) -> int:
     """:func:`copy_rows` on asyncpg, psycopg2 or pg8000."""
     dialect = conn.dialect
-    oids = drivers.column_oids(conn, sqltext.table_name(dialect, table_obj))
+    oids = drivers.column_oids(conn, sqltext.regclass_text(table_obj.name, table_obj.schema))
     fields, n = _prepare(table_obj, by_name, data, oids)
     chunks = driver_chunks(fields, n, rows_per_chunk(fields, n, chunk_rows))
     bar = _progress(n, progress, f"COPY {table_obj.name}")
@@ -325,7 +325,7 @@ async def copy_rows_async(
     driver = raw.driver_connection
     assert driver is not None
     dialect = aconn.dialect
-    qualified = sqltext.table_name(dialect, table_obj)
+    qualified = sqltext.regclass_text(table_obj.name, table_obj.schema)
     async with driver.cursor() as cur:
         await cur.execute(_COLUMNS_QUERY, (qualified,))
         oids = {name: int(oid) for name, oid in await cur.fetchall()}
@@ -363,7 +363,7 @@ async def _copy_rows_asyncpg(
     progress: bool,
 ) -> int:
     """:func:`copy_rows_async` on asyncpg."""
-    qualified = sqltext.table_name(aconn.dialect, table_obj)
+    qualified = sqltext.regclass_text(table_obj.name, table_obj.schema)
     oids = await aconn.run_sync(drivers.column_oids, qualified)
     fields, n = _prepare(table_obj, by_name, data, oids)
     chunks = driver_chunks(fields, n, rows_per_chunk(fields, n, chunk_rows))

@@ -507,7 +507,7 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
         index = node.get("Index Name")
         if index is not None:
             line += f" using {index}"
-            qualified = sqltext.qualified(conn.dialect, index, node.get("Schema"))
+            qualified = sqltext.regclass_text(index, node.get("Schema"))
             am = conn.execute(_AM_SQL, {"name": qualified}).scalar()
             if am in INDEX_METHODS:
                 vector.append((index, str(am)))

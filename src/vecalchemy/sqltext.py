@@ -34,6 +34,7 @@ __all__ = [
     "quote",
     "qualified",
     "table_name",
+    "regclass_text",
     "Statement",
     "escape_percents",
     "check_expression_sql",
@@ -66,19 +67,38 @@ def check_identifier(name: Any, what: str) -> str:
     return name
 
 
+#: control characters, written as Unicode escapes in a quoted identifier so that no
+#: tool between here and the server changes them (Alembic's ``--sql`` output turns a tab
+#: into four spaces)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def quote(dialect: Dialect, name: str) -> str:
     """``name`` as an identifier in SQL: bare when SQLAlchemy's preparer leaves it bare
-    (lower-case, not reserved), otherwise double-quoted with ``"`` doubled. Unlike the
+    (lower-case, not reserved), otherwise double-quoted with ``"`` doubled, and with
+    control characters as ``U&"..."`` escapes (``U&"a\\0009b"`` for a tab). Unlike the
     preparer's own output, ``%`` is not doubled: the text is exact, for statements that
     no paramstyle reads (COPY) and for :class:`Statement`, which escapes at compile."""
     if dialect.identifier_preparer.quote(name) == name:
         return name
-    return '"' + name.replace('"', '""') + '"'
+    quoted = name.replace('"', '""')
+    if not _CONTROL.search(name):
+        return f'"{quoted}"'
+    escaped = _CONTROL.sub(lambda m: f"\\{ord(m[0]):04x}", quoted.replace("\\", "\\\\"))
+    return f'U&"{escaped}"'
 
 
 def qualified(dialect: Dialect, name: str, schema: str | None) -> str:
     """``schema.name`` (or ``name``), each quoted by :func:`quote`."""
     return f"{quote(dialect, schema)}.{quote(dialect, name)}" if schema else quote(dialect, name)
+
+
+def regclass_text(name: str, schema: str | None = None) -> str:
+    """``"schema"."name"`` as ``regclass`` input reads it (a bound value for
+    ``to_regclass(:name)`` / ``CAST(:name AS regclass)``): always double-quoted, ``"``
+    doubled, nothing else escaped (``regclass`` input knows no ``U&"..."`` form)."""
+    parts = [schema, name] if schema else [name]
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts)
 
 
 def table_name(dialect: Dialect, table: Table) -> str:
