@@ -122,8 +122,9 @@ def begin(conn: Connection) -> None:
 
 
 def column_oids(conn: Connection, qualified: str) -> dict[str, int]:
-    """``{column name: type oid}`` of the table ``qualified`` (a quoted, possibly
-    schema-qualified name), read through the DBAPI cursor; begins the transaction."""
+    """``{column name: type oid}`` of the table ``qualified`` (``regclass`` input,
+    :func:`vecalchemy.sqltext.regclass_text`), read through the DBAPI cursor; begins
+    the transaction."""
     sql = _COLUMNS_QUERY.format(_PLACEHOLDER[conn.dialect.driver])
     cur = _dbapi_cursor(conn)
     try:
