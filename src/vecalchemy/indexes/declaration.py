@@ -25,7 +25,7 @@ from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.elements import ColumnClause, Label, TextClause
 
 from ..facts import DEFAULT_OPCLASS, INDEX_METHODS, METHOD_NAMES, OPCLASSES, opclass_info
-from ..sqltext import check_identifier
+from ..sqltext import check_expression_sql, check_identifier
 from ..types import TYPES_BY_SQL_TYPE
 from .build import build_plainly_in_transaction, build_vector_index, concurrent_connection
 from .rules import (
@@ -174,7 +174,7 @@ class _VectorIndex(Index):
         metric: str | None = None,
         opclass: str | None = None,
         options: Mapping[str, int | None],
-        where: ClauseElement | None = None,
+        where: ClauseElement | str | None = None,
         concurrently: bool = False,
         **kw: Any,
     ) -> None:
@@ -196,11 +196,13 @@ class _VectorIndex(Index):
             raise index_error(method, f"concurrently must be a bool, got {concurrently!r}")
         given = {k: v for k, v in options.items() if v is not None}
         checked = check_options(method, given)
+        if isinstance(where, str):  # SQL text: accepted only as one expression
+            where = text(check_expression_sql(where, "where="))
         if where is not None and not isinstance(where, ClauseElement):
             raise index_error(
                 method,
-                f"where= must be a SQL expression (e.g. Doc.category == 1 or text(...)), "
-                f"got {type(where).__name__}",
+                f"where= must be a SQL expression (e.g. Doc.category == 1, text(...) or "
+                f"SQL text), got {type(where).__name__}",
             )
         expr = column_or_expression
         if hasattr(expr, "__clause_element__"):
@@ -293,8 +295,12 @@ class HnswIndex(_VectorIndex):
     ``cast(subvector(col, 1, 256), Vector(256))``. ``metric`` defaults to the one the
     column type declares; HNSW has no default operator class. ``m`` (2-100, default 16)
     and ``ef_construction`` (4-1000, >= 2*m, default 64) are emitted only when given.
-    ``where`` makes a partial index; ``concurrently`` builds with ``CREATE INDEX
-    CONCURRENTLY`` outside a transaction. Other keywords go to :class:`sqlalchemy.Index`.
+    ``where`` makes a partial index: a SQLAlchemy expression, ``text(...)`` or SQL text,
+    the text accepted only as one expression (:class:`~vecalchemy.exc.UnsafeSQLError`
+    for a ``;``, a ``--`` comment or an unbalanced parenthesis); ``concurrently`` builds
+    with ``CREATE INDEX CONCURRENTLY`` outside a transaction. The name must hold in 63
+    bytes of UTF-8 without NUL (:class:`~vecalchemy.exc.InvalidIdentifierError`). Other
+    keywords go to :class:`sqlalchemy.Index`.
     A ``sparsevec`` index takes any dimension but at most 1 000 non-zeros per row
     (``HNSW_MAX_NNZ``, pgvector src/hnsw.h); the server enforces that per row, at build
     and insert time.
@@ -315,7 +321,7 @@ class HnswIndex(_VectorIndex):
         opclass: str | None = None,
         m: int | None = None,
         ef_construction: int | None = None,
-        where: ClauseElement | None = None,
+        where: ClauseElement | str | None = None,
         concurrently: bool = False,
         **kw: Any,
     ) -> None:
@@ -355,7 +361,7 @@ class IvfflatIndex(_VectorIndex):
         metric: str | None = None,
         opclass: str | None = None,
         lists: int | None = None,
-        where: ClauseElement | None = None,
+        where: ClauseElement | str | None = None,
         concurrently: bool = False,
         **kw: Any,
     ) -> None:
