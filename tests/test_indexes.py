@@ -27,6 +27,7 @@ from vecalchemy import (
     IvfflatIndex,
     SparseVec,
     SparseVector,
+    UnsafeSQLError,
     Vector,
     binary_quantize,
     build_vector_index,
@@ -237,10 +238,15 @@ def test_non_vector_column_is_refused() -> None:
         HnswIndex("ix", t.c.n, metric="l2")
 
 
-def test_where_given_as_a_string_is_refused() -> None:
+def test_where_given_as_a_string_must_be_one_expression() -> None:
     t = _table(Column("e", Vector(3, metric="l2")))
+    assert (
+        HnswIndex("ix", t.c.e, where="cat = 1").dialect_options["postgresql"]["where"] is not None
+    )
+    with pytest.raises(UnsafeSQLError, match="holds a ';'"):
+        HnswIndex("ix2", t.c.e, where="cat = 1; DROP TABLE doc")
     with pytest.raises(IndexDefinitionError, match="where= must be a SQL expression"):
-        HnswIndex("ix", t.c.e, where="cat = 1")  # type: ignore[arg-type]
+        HnswIndex("ix3", t.c.e, where=1)  # type: ignore[arg-type]
 
 
 def test_column_named_by_string_is_checked_when_attached_to_its_table() -> None:

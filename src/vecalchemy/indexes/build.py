@@ -4,13 +4,15 @@
 ``pg_stat_progress_create_index`` (a tqdm bar or a callback); a ``concurrently=True``
 index is built on an AUTOCOMMIT connection (PostgreSQL refuses ``CREATE INDEX
 CONCURRENTLY`` in a transaction block) and the INVALID index a failed build leaves is
-dropped. The phases reported are pgvector's (src/hnsw.c, src/ivfflat.c).
+dropped from a fresh connection of the same engine (the build's own may be dead). The
+phases reported are pgvector's (src/hnsw.c, src/ivfflat.c).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -19,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Index, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, DropIndex
 
+from .. import sqltext
 from ..connections import autocommit_connection, is_autocommit
 from ..exc import IndexDefinitionError
 
@@ -56,10 +60,29 @@ _PROGRESS_SQL = text(
     "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
     "FROM pg_stat_progress_create_index WHERE pid = :pid"
 )
-_INDEX_STATE_SQL = text(
-    "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-    "WHERE c.relname = :name AND i.indrelid = to_regclass(:table)"
+#: the build's backend and the schema its table resolves to (the given schema, or the one
+#: the search_path finds), read before a CONCURRENTLY build so the cleanup can find the
+#: index from another connection; names are bound, compared raw in the catalog
+_TARGET_SQL = text(
+    "SELECT pg_backend_pid(), COALESCE(CAST(:schema AS text), "
+    "(SELECT CAST(n.nspname AS text) FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = :table AND pg_catalog.pg_table_is_visible(c.oid)))"
 )
+#: the index's validity, and whether a build of it is still running somewhere
+_INDEX_STATE_SQL = text(
+    "SELECT i.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p "
+    "WHERE p.index_relid = ic.oid) "
+    "FROM pg_catalog.pg_class ic "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace "
+    "JOIN pg_catalog.pg_index i ON i.indexrelid = ic.oid "
+    "JOIN pg_catalog.pg_class t ON t.oid = i.indrelid "
+    "WHERE n.nspname = :schema AND ic.relname = :name AND t.relname = :table"
+)
+#: how long the cleanup waits for a build still running on the server to end (a
+#: terminated or cancelled backend leaves within milliseconds) before leaving it alone
+_BUILD_END_WAIT = 5.0
+_BUILD_END_POLL = 0.05
 
 
 def concurrent_connection(bind: Any, index: Index) -> AbstractContextManager[Connection]:
@@ -81,27 +104,111 @@ def concurrent_connection(bind: Any, index: Index) -> AbstractContextManager[Con
     return autocommit_connection(bind, refusal)
 
 
-def _table_name(conn: Connection, index: Index) -> str:
-    assert index.table is not None
-    return conn.dialect.identifier_preparer.format_table(index.table)
+@dataclass(frozen=True)
+class _Target:
+    """Where a CONCURRENTLY build puts its index: the table's schema as resolved on the
+    build's connection (``schema_translate_map`` and search_path included), the table's
+    and index's raw names, and the build's backend pid."""
+
+    schema: str
+    table: str
+    name: str
+    pid: int
 
 
-def _drop_if_invalid(conn: Connection, index: Index) -> str | None:
-    """Drop the INVALID index a failed CONCURRENTLY build left; return what happened."""
-    try:
-        valid = conn.execute(
-            _INDEX_STATE_SQL, {"name": index.name, "table": _table_name(conn, index)}
-        ).scalar()
-        if valid is None or valid:
+def _target(conn: Connection, index: Index) -> _Target | None:
+    """Read the build's :class:`_Target` on its connection, before the build; ``None``
+    when the table is not found (the build then fails without leaving an index)."""
+    table = index.table
+    assert table is not None and index.name is not None
+    params = {"schema": conn.schema_for_object(table), "table": str(table.name)}
+    pid, schema = conn.execute(_TARGET_SQL, params).one()
+    if schema is None:
+        return None
+    return _Target(str(schema), str(table.name), str(index.name), int(pid))
+
+
+def _drop_statement(dialect: Any, target: _Target) -> str:
+    """The DROP statement as a person would run it (in psql, say: no driver's ``%%``)."""
+    name = sqltext.qualified(dialect, target.name, target.schema)
+    return f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
+
+
+def _sleep(engine: Engine, seconds: float) -> None:
+    """Sleep without blocking the event loop of an async engine (inside its greenlet)."""
+    if engine.dialect.is_async:
+        from sqlalchemy.util import await_only
+
+        await_only(asyncio.sleep(seconds))
+    else:
+        time.sleep(seconds)
+
+
+def _drop_if_invalid_on(conn: Connection, index: Index, target: _Target) -> str | None:
+    """On an AUTOCOMMIT connection: wait (briefly) for a build still running to end, then
+    drop the index if it is INVALID. Returns the note for the error, or None when
+    nothing was left (no index, or a valid one)."""
+    params = {"schema": target.schema, "name": target.name, "table": target.table}
+    deadline = time.monotonic() + _BUILD_END_WAIT
+    while True:
+        row = conn.execute(_INDEX_STATE_SQL, params).first()
+        if row is None or row[0]:
             return None
-        conn.execute(DropIndex(index, if_exists=True))
-        return f"the INVALID index {index.name!r} the failed build left was dropped"
-    except Exception as e:  # the connection may be unusable after the failure
-        stmt = DropIndex(index, if_exists=True).compile(dialect=conn.dialect)
-        return (
-            f"the failed build may have left an INVALID index {index.name!r} ({e}); drop it "
-            f"with: {stmt}"
-        )
+        if not row[1]:
+            break
+        if time.monotonic() >= deadline:
+            return (
+                f"the INVALID index {target.name!r} is still being built on the server "
+                f"(the build's backend was pid {target.pid}); once that build ends, if the "
+                f"index is still INVALID, drop it with: {_drop_statement(conn.dialect, target)}"
+            )
+        _sleep(conn.engine, _BUILD_END_POLL)
+    # the table's schema as the build resolved it, whatever this connection's search_path
+    schema_map = {index.table.schema if index.table is not None else None: target.schema}
+    conn.execute(
+        DropIndex(index, if_exists=True), execution_options={"schema_translate_map": schema_map}
+    )
+    return f"the INVALID index {target.name!r} the failed build left was dropped"
+
+
+def _drop_if_invalid(
+    engine: Engine, index: Index, target: _Target, given: Connection | None
+) -> str | None:
+    """Drop the INVALID index a failed CONCURRENTLY build left, from a fresh AUTOCOMMIT
+    connection of ``engine`` (the build's own may be dead: a terminated backend, a lost
+    server); a pooled connection found dead is replaced once. When no fresh connection
+    can be had and the caller's AUTOCOMMIT connection ``given`` is still usable, that
+    one. Returns the note for the error."""
+    error: BaseException | None = None
+    for _ in range(2):
+        try:
+            with engine.connect() as fresh:
+                fresh = fresh.execution_options(isolation_level="AUTOCOMMIT")
+                return _drop_if_invalid_on(fresh, index, target)
+        except DBAPIError as e:
+            error = e
+            if not e.connection_invalidated:
+                break
+        except Exception as e:  # no connection to be had (a pool timeout, a refused connect)
+            error = e
+            break
+    if given is not None and not given.closed and not given.invalidated:
+        try:
+            return _drop_if_invalid_on(given, index, target)
+        except Exception as e:
+            error = e
+    return (
+        f"the failed build may have left the INVALID index {target.name!r}, and it could "
+        f"not be dropped ({type(error).__name__}: {error}); drop it with: "
+        f"{_drop_statement(engine.dialect, target)}"
+    )
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    if hasattr(error, "add_note"):
+        error.add_note(note)
+    else:  # Python 3.10: no exception notes
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
 
 
 def _watch(
@@ -235,9 +342,13 @@ def build_vector_index(
     :class:`BuildProgress` sample instead; ``False`` polls nothing. If the progress
     cannot be read (say, the pool has no second connection to give) a
     ``RuntimeWarning`` says so and the build goes on. An index declared
-    ``concurrently=True`` is built outside a transaction block and, if the build fails,
-    the INVALID index it leaves is dropped before the error is re-raised (or, if that
-    drop fails too, the error says how to drop it).
+    ``concurrently=True`` is built outside a transaction block and, if the build fails
+    (an error, its backend terminated, the server lost, an interrupt), the INVALID index
+    it leaves is dropped with ``DROP INDEX CONCURRENTLY`` from a fresh AUTOCOMMIT
+    connection of the same engine (``bind.engine``) before the error is re-raised with
+    a note saying so; if that drop fails too, the note gives the statement to run. A
+    build still running on the server (its client interrupted) is waited for a few
+    seconds, and never dropped while it runs.
 
     Any driver: psycopg, psycopg2, pg8000, and async engines (asyncpg, psycopg async)
     through their sync API inside SQLAlchemy's greenlet — ``await
@@ -249,13 +360,38 @@ def build_vector_index(
     """
     concurrently = bool(index.dialect_options["postgresql"]["concurrently"])
     if concurrently:
-        with concurrent_connection(bind, index) as conn:
-            _build(conn, index, checkfirst, progress, poll_interval, cleanup=True)
+        _build_concurrently(bind, index, checkfirst, progress, poll_interval)
     elif isinstance(bind, Engine):
         with bind.begin() as conn:
-            _build(conn, index, checkfirst, progress, poll_interval, cleanup=False)
+            _build(conn, index, checkfirst, progress, poll_interval)
     else:
-        _build(bind, index, checkfirst, progress, poll_interval, cleanup=False)
+        _build(bind, index, checkfirst, progress, poll_interval)
+
+
+def _build_concurrently(
+    bind: Engine | Connection,
+    index: Index,
+    checkfirst: bool,
+    progress: bool | Callable[[BuildProgress], None],
+    poll_interval: float,
+) -> None:
+    """Build on an AUTOCOMMIT connection; if the build fails (an error, a terminated
+    backend, a lost server, an interrupt), drop the INVALID index it left from a fresh
+    connection, once the build's own connection is given back, and re-raise the error
+    with a note saying what happened."""
+    target: _Target | None = None
+    try:
+        with concurrent_connection(bind, index) as conn:
+            target = _target(conn, index)
+            pid = target.pid if target is not None else None
+            _build(conn, index, checkfirst, progress, poll_interval, pid=pid)
+    except BaseException as e:
+        if target is not None:
+            given = bind if isinstance(bind, Connection) else None
+            note = _drop_if_invalid(bind.engine, index, target, given)
+            if note is not None:
+                _add_note(e, note)
+        raise
 
 
 async def build_vector_index_async(
@@ -299,8 +435,10 @@ def _build(
     progress: bool | Callable[[BuildProgress], None],
     poll_interval: float,
     *,
-    cleanup: bool,
+    pid: int | None = None,
 ) -> None:
+    """Create ``index`` on ``conn``, a watcher reporting progress meanwhile; ``pid`` is
+    the connection's backend pid when already known."""
     bar: _TqdmReporter | None = None
     report: Callable[[BuildProgress], None] | None = None
     if callable(progress):
@@ -314,17 +452,12 @@ def _build(
             report = bar = _TqdmReporter(str(index.name), tqdm)
     finish: Callable[[], None] | None = None
     if report is not None:
-        pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+        if pid is None:
+            pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         start = _start_task_watcher if conn.dialect.is_async else _start_thread_watcher
         finish = start(conn.engine, pid, report, poll_interval, str(index.name))
     try:
         Index.create(index, conn, checkfirst)
-    except BaseException as e:
-        if cleanup:
-            note = _drop_if_invalid(conn, index)
-            if note is not None and hasattr(e, "add_note"):
-                e.add_note(note)
-        raise
     finally:
         if finish is not None:
             finish()
