@@ -192,6 +192,35 @@ def test_concurrently_online_builds_outside_the_transaction(
         indexdef(vector_engine, "ix_c")
 
 
+def test_concurrently_online_build_failing_on_the_server_leaves_no_invalid_index(
+    online: Operations, vector_engine: Engine
+) -> None:
+    """A CREATE INDEX CONCURRENTLY that fails half-way (here a division by zero in the
+    predicate, met when the build reaches row 5) leaves an INVALID index in the catalog;
+    the op drops it from a fresh connection before re-raising."""
+    with vector_engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO items (id, e) SELECT i, '[1,2,3]' FROM generate_series(1, 9) i")
+        )
+    with pytest.raises(sa.exc.DBAPIError, match="division by zero") as failed:
+        online.create_vector_index(
+            "ix_fail",
+            "items",
+            "e",
+            opclass="vector_l2_ops",
+            where="1 / (id - 5) > 0",
+            concurrently=True,
+        )
+    with vector_engine.connect() as conn:
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM pg_class WHERE relname = 'ix_fail'")
+        ).scalar_one()
+    assert left == 0
+    notes = getattr(failed.value, "__notes__", None)
+    if notes is not None:  # Python >= 3.11
+        assert any("INVALID index 'ix_fail' the failed build left was dropped" in n for n in notes)
+
+
 @pytest.mark.parametrize(
     ("column", "kwargs", "message"),
     [

@@ -40,6 +40,7 @@ from vecalchemy.facts import (
     opclass_info,
 )
 from vecalchemy.indexes import validate_vector_index
+from vecalchemy.indexes.build import add_note, build_target, drop_invalid_index
 from vecalchemy.types import TYPES_BY_SQL_TYPE, VectorType
 
 from .ddl import (
@@ -513,7 +514,25 @@ def create_vector_index(operations: Operations, op: CreateVectorIndexOp) -> None
         concurrently=op.concurrently,
         if_not_exists=op.if_not_exists,
     )
-    _execute(operations, sql, autocommit=op.concurrently)
+    ctx = operations.get_context()
+    if not op.concurrently or ctx.as_sql or ctx.connection is None:
+        _execute(operations, sql, autocommit=op.concurrently)
+        return
+    conn = ctx.connection
+    target = None
+    try:
+        with ctx.autocommit_block():
+            _leave_driver_transaction(conn)
+            target = build_target(conn, op.schema, op.table_name, op.index_name)
+            conn.execute(sqltext.Statement(sql))
+    except BaseException as e:
+        # a failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind: drop it
+        # from a fresh connection (this one may be dead), then re-raise
+        if target is not None:
+            note = drop_invalid_index(conn.engine, target, given=conn)
+            if note is not None:
+                add_note(e, note)
+        raise
 
 
 @Operations.implementation_for(DropVectorIndexOp)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Index, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.schema import CreateIndex, DropIndex
+from sqlalchemy.schema import CreateIndex
 
 from .. import sqltext
 from ..connections import autocommit_connection, is_autocommit
@@ -37,6 +37,10 @@ __all__ = [
     "build_vector_index_async",
     "build_plainly_in_transaction",
     "concurrent_connection",
+    "BuildTarget",
+    "build_target",
+    "drop_invalid_index",
+    "add_note",
 ]
 
 
@@ -105,7 +109,7 @@ def concurrent_connection(bind: Any, index: Index) -> AbstractContextManager[Con
 
 
 @dataclass(frozen=True)
-class _Target:
+class BuildTarget:
     """Where a CONCURRENTLY build puts its index: the table's schema as resolved on the
     build's connection (``schema_translate_map`` and search_path included), the table's
     and index's raw names, and the build's backend pid."""
@@ -116,19 +120,27 @@ class _Target:
     pid: int
 
 
-def _target(conn: Connection, index: Index) -> _Target | None:
-    """Read the build's :class:`_Target` on its connection, before the build; ``None``
-    when the table is not found (the build then fails without leaving an index)."""
+def build_target(
+    conn: Connection, schema: str | None, table: str, name: str
+) -> BuildTarget | None:
+    """Read the :class:`BuildTarget` of index ``name`` on ``schema.table`` (``schema``
+    None: as the search_path finds the table) on the build's connection, before the
+    build; ``None`` when the table is not found (the build then fails without leaving
+    an index)."""
+    params = {"schema": schema, "table": table}
+    pid, found = conn.execute(_TARGET_SQL, params).one()
+    if found is None:
+        return None
+    return BuildTarget(str(found), table, name, int(pid))
+
+
+def _target(conn: Connection, index: Index) -> BuildTarget | None:
     table = index.table
     assert table is not None and index.name is not None
-    params = {"schema": conn.schema_for_object(table), "table": str(table.name)}
-    pid, schema = conn.execute(_TARGET_SQL, params).one()
-    if schema is None:
-        return None
-    return _Target(str(schema), str(table.name), str(index.name), int(pid))
+    return build_target(conn, conn.schema_for_object(table), str(table.name), str(index.name))
 
 
-def _drop_statement(dialect: Any, target: _Target) -> str:
+def _drop_statement(dialect: Any, target: BuildTarget) -> str:
     """The DROP statement as a person would run it (in psql, say: no driver's ``%%``)."""
     name = sqltext.qualified(dialect, target.name, target.schema)
     return f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
@@ -144,7 +156,7 @@ def _sleep(engine: Engine, seconds: float) -> None:
         time.sleep(seconds)
 
 
-def _drop_if_invalid_on(conn: Connection, index: Index, target: _Target) -> str | None:
+def _drop_if_invalid_on(conn: Connection, target: BuildTarget) -> str | None:
     """On an AUTOCOMMIT connection: wait (briefly) for a build still running to end, then
     drop the index if it is INVALID. Returns the note for the error, or None when
     nothing was left (no index, or a valid one)."""
@@ -163,16 +175,13 @@ def _drop_if_invalid_on(conn: Connection, index: Index, target: _Target) -> str 
                 f"index is still INVALID, drop it with: {_drop_statement(conn.dialect, target)}"
             )
         _sleep(conn.engine, _BUILD_END_POLL)
-    # the table's schema as the build resolved it, whatever this connection's search_path
-    schema_map = {index.table.schema if index.table is not None else None: target.schema}
-    conn.execute(
-        DropIndex(index, if_exists=True), execution_options={"schema_translate_map": schema_map}
-    )
+    # in the table's schema as the build resolved it, whatever this connection's search_path
+    conn.execute(sqltext.Statement(_drop_statement(conn.dialect, target)))
     return f"the INVALID index {target.name!r} the failed build left was dropped"
 
 
-def _drop_if_invalid(
-    engine: Engine, index: Index, target: _Target, given: Connection | None
+def drop_invalid_index(
+    engine: Engine, target: BuildTarget, given: Connection | None = None
 ) -> str | None:
     """Drop the INVALID index a failed CONCURRENTLY build left, from a fresh AUTOCOMMIT
     connection of ``engine`` (the build's own may be dead: a terminated backend, a lost
@@ -184,7 +193,7 @@ def _drop_if_invalid(
         try:
             with engine.connect() as fresh:
                 fresh = fresh.execution_options(isolation_level="AUTOCOMMIT")
-                return _drop_if_invalid_on(fresh, index, target)
+                return _drop_if_invalid_on(fresh, target)
         except DBAPIError as e:
             error = e
             if not e.connection_invalidated:
@@ -194,7 +203,7 @@ def _drop_if_invalid(
             break
     if given is not None and not given.closed and not given.invalidated:
         try:
-            return _drop_if_invalid_on(given, index, target)
+            return _drop_if_invalid_on(given, target)
         except Exception as e:
             error = e
     return (
@@ -204,7 +213,9 @@ def _drop_if_invalid(
     )
 
 
-def _add_note(error: BaseException, note: str) -> None:
+def add_note(error: BaseException, note: str) -> None:
+    """Attach ``note`` to ``error`` (a ``RuntimeWarning`` on Python 3.10, which has no
+    exception notes)."""
     if hasattr(error, "add_note"):
         error.add_note(note)
     else:  # Python 3.10: no exception notes
@@ -379,7 +390,7 @@ def _build_concurrently(
     backend, a lost server, an interrupt), drop the INVALID index it left from a fresh
     connection, once the build's own connection is given back, and re-raise the error
     with a note saying what happened."""
-    target: _Target | None = None
+    target: BuildTarget | None = None
     try:
         with concurrent_connection(bind, index) as conn:
             target = _target(conn, index)
@@ -388,9 +399,9 @@ def _build_concurrently(
     except BaseException as e:
         if target is not None:
             given = bind if isinstance(bind, Connection) else None
-            note = _drop_if_invalid(bind.engine, index, target, given)
+            note = drop_invalid_index(bind.engine, target, given)
             if note is not None:
-                _add_note(e, note)
+                add_note(e, note)
         raise
 
 
