@@ -14,7 +14,8 @@ of SQLAlchemy's psycopg dialect (sync, and async for ``create_async_engine``) th
   (:mod:`vecalchemy.inserts`);
 - the compiler writing literal LIMIT / OFFSET on top-k selects (:mod:`vecalchemy.compiler`);
 - reflection through the dialect's own ``ischema_names`` (``vector`` / ``halfvec`` /
-  ``sparsevec`` are always vecalchemy's types, whatever other library was imported);
+  ``sparsevec`` are vecalchemy's types, those of :mod:`vecalchemy.compat.pgvector` once it
+  is imported, whatever other library was imported);
 - the query checks and the ``vector_search`` execution option on the engine.
 
 Nothing is assigned to a dialect instance. Another driver gets a sibling class: the
@@ -107,8 +108,9 @@ def register_on_connection(driver: str, dbapi_connection: Any) -> bool:
     return False
 
 
-#: the dialect's reflection names: vecalchemy's types first, then SQLAlchemy's (live)
-_ISCHEMA_NAMES = ChainMap(dict(REFLECTED_TYPES), pg_base.ischema_names)
+#: the dialect's reflection names: vecalchemy's types first, then SQLAlchemy's (both live,
+#: so vecalchemy.types.use_reflected_types switches what the dialect answers)
+_ISCHEMA_NAMES = ChainMap(REFLECTED_TYPES, pg_base.ischema_names)
 
 
 class VecalchemyDialectMixin:

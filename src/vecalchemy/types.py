@@ -14,7 +14,7 @@ Results: ``Vector`` -> ``(dim,)`` float32 ``np.ndarray``; ``HalfVec`` -> float16
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,6 +39,7 @@ __all__ = [
     "REFLECTED_TYPES",
     "binary_impls",
     "register_reflection",
+    "use_reflected_types",
 ]
 
 
@@ -538,7 +539,9 @@ def binary_impls(bind_format: str) -> dict[type[Any], type[Any]]:
 # --- reflection ----------------------------------------------------------------------
 
 
-#: Reflected PostgreSQL type name -> vecalchemy type; plain ``bit`` stays SQLAlchemy's.
+#: Reflected PostgreSQL type name -> the class reflection answers with; plain ``bit`` stays
+#: SQLAlchemy's. vecalchemy's dialects read this dict itself, so :func:`use_reflected_types`
+#: switches what they answer.
 REFLECTED_TYPES: dict[str, type[VectorType]] = {
     name: cls for name, cls in TYPES_BY_SQL_TYPE.items() if cls is not Bit
 }
@@ -548,9 +551,23 @@ def register_reflection() -> None:
     """Make reflection on *plain* PostgreSQL engines return ``Vector(n)`` etc.
 
     The fallback for engines without vecalchemy's dialect (whose own ``ischema_names``
-    always answers with vecalchemy's types): sets the names in SQLAlchemy's module-level
-    ``ischema_names`` only where nothing else has (another library importing later may
-    assign its own). Idempotent; called on import of :mod:`vecalchemy`.
+    answers with :data:`REFLECTED_TYPES`, whatever else was imported): sets the names in
+    SQLAlchemy's module-level ``ischema_names`` only where nothing else has (another
+    library importing later may assign its own). Idempotent; called on import of
+    :mod:`vecalchemy`.
     """
     for name, cls in REFLECTED_TYPES.items():
         pg_base.ischema_names.setdefault(name, cls)
+
+
+def use_reflected_types(types: Mapping[str, type[VectorType]]) -> None:
+    """Make reflection answer the PostgreSQL type names of ``types`` with its classes.
+
+    ``types``: e.g. ``{"vector": VECTOR}``, subclasses of vecalchemy's types taking the
+    dimension as their first argument. Sets them in :data:`REFLECTED_TYPES` (vecalchemy's
+    dialects) and in SQLAlchemy's module-level ``ischema_names`` (plain engines), where
+    they replace whatever was set, as ``pgvector.sqlalchemy`` sets its own. Idempotent;
+    :mod:`vecalchemy.compat.pgvector` calls it on import.
+    """
+    REFLECTED_TYPES.update(types)
+    pg_base.ischema_names.update(types)

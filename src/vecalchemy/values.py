@@ -223,8 +223,16 @@ class SparseVector:
         )
 
     def __eq__(self, other: object) -> bool:
+        """Same ``dim``, ``indices`` and ``values``; also against a pgvector-python
+        ``SparseVector``, whose values are compared at float4, the precision a
+        ``sparsevec`` stores (its own ``==`` defers to this one)."""
         if not isinstance(other, SparseVector):
-            return NotImplemented
+            if not _is_pgvector_sparse(other):
+                return NotImplemented
+            try:
+                other = SparseVector(other)
+            except InvalidVectorError:  # (no sparsevec holds it, so none equals it)
+                return False
         return (
             self._dim == other._dim
             and np.array_equal(self._indices, other._indices)
