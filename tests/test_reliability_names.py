@@ -330,7 +330,8 @@ def test_copy_rows_into_hostile_table_and_column_names(engine: Engine, catalog: 
 _TAILS = [
     "", "; CREATE TABLE pwned ()", ") OR (true", "--", "/* x */", "/*", "'",
     "' ; CREATE TABLE pwned (); '",
-    "$$", "$q$ ; $q$", "E'\\'; CREATE TABLE pwned (); --'", "\\", ")", "(", " AND id % 2 = 0",
+    "$$", "$q$ ; $q$", "E'\\'; CREATE TABLE pwned (); --'",
+    " AND x\U0001f642E'\\' ; CREATE TABLE pwned (); --'", "\\", ")", "(", " AND id % 2 = 0",
     " AND id::text LIKE 'a%'", " AND \"id\" > 0", "; DROP TABLE sentinel", "\x00", " AND :x = 1",
 ]  # fmt: skip
 wheres = st.builds(
@@ -470,3 +471,17 @@ def test_search_settings_with_the_extension_in_a_hostile_schema(
             sql.SQL("ALTER EXTENSION vector SET SCHEMA {}").format(sql.Identifier(home[0]))
         )
         catalog.raw.execute(sql.SQL("DROP SCHEMA {}").format(sql.Identifier(schema)))
+
+
+def test_extension_versions_are_dotted_digits_or_refused() -> None:
+    def call(version: str) -> None:
+        try:
+            script = offline_sql(lambda op: op.alter_vector_extension_update(version), True)
+        except ValueError as e:
+            assert "dotted digits" in str(e)
+        else:
+            assert script.strip() == f"ALTER EXTENSION vector UPDATE TO '{version}';"
+            assert all(part.isdigit() and part.isascii() for part in version.split("."))
+
+    versions = st.one_of(names, st.from_regex(r"\A\d{1,2}(\.\d{1,2}){0,3}\Z"))
+    run_examples(call, EXAMPLES * 4, version=versions)

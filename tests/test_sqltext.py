@@ -112,6 +112,8 @@ def test_one_expression_is_accepted(sql: str) -> None:
         ("title = '\\''; DROP TABLE t; SELECT '", "';'"),
         ("x = 'it\\'; DROP TABLE t; --'", "';'"),
         ("1e'\\'; drop'", "';'"),
+        # an astral character is part of an identifier: 🙂E'...' is a plain string there
+        ("\U0001f642E'\\' ; CREATE TABLE pwned (); --'", "';'"),
         ("", "empty"),
         ("a\x00", "NUL"),
     ],

@@ -38,7 +38,7 @@ __all__ = [
 #: (``sa.text``) or a SQLAlchemy expression
 Expression = str | ClauseElement
 
-_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
+_VERSION = re.compile(r"\A[0-9]+(\.[0-9]+){0,3}\Z")
 
 
 def compile_sql(element: ClauseElement, dialect: Dialect) -> str:

@@ -147,8 +147,8 @@ _TOKEN = re.compile(
     r"""
       (?P<line_comment>--)
     | (?P<block_comment>/\*)
-    | (?P<ident>[A-Za-z_\x80-\uffff][A-Za-z0-9_$\x80-\uffff]*)
-    | (?P<dollar>\$(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$)
+    | (?P<ident>[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*)
+    | (?P<dollar>\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$)
     | (?P<qident>")
     | (?P<string>')
     | (?P<other>[\s\S])
@@ -213,7 +213,8 @@ def _scan(sql: str, standard_strings: bool) -> None:
         elif kind == "ident":
             # E'...' only for an E that starts its token (1e'...' is a number, then junk)
             start = m.start()
-            after_word = start > 0 and (sql[start - 1].isalnum() or sql[start - 1] in "_$.")
+            before = sql[start - 1] if start > 0 else " "
+            after_word = before.isalnum() or before in "_$." or ord(before) > 127
             ident = "" if after_word else m[0]
         elif kind == "dollar":
             end = sql.find(m[0], i)
