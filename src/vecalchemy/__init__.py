@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
+from . import batches  # noqa: F401  (registers its Session do_orm_execute listener)
 from .bulk import copy_rows, copy_rows_async, fetch_matrix, fetch_matrix_async
 from .checks import (
     IndexProblem,
@@ -21,8 +22,10 @@ from .checks import (
 )
 from .exc import (
     IndexDefinitionError,
+    InvalidIdentifierError,
     InvalidVectorError,
     SearchSettingError,
+    UnsafeSQLError,
     UnsupportedSQLAlchemyError,
     VecalchemyError,
     VectorIndexWarning,
@@ -124,8 +127,10 @@ __all__ = [
     "VecalchemyError",
     "InvalidVectorError",
     "IndexDefinitionError",
+    "InvalidIdentifierError",
     "SearchSettingError",
     "VectorIndexWarning",
+    "UnsafeSQLError",
     "UnsupportedSQLAlchemyError",
 ]
 

@@ -48,7 +48,7 @@ from sqlalchemy.sql.selectable import Select
 if TYPE_CHECKING:  # (sqlalchemy.ext.asyncio wants greenlet at run time)
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from . import _private
+from . import _private, batches
 from .checks import cached_verdict, user_stacklevel
 from .compiler import KEEP_BOUND_LIMITS
 from .exc import VectorIndexWarning
@@ -87,7 +87,7 @@ def _literal_limits(statement: Select[Any]) -> Select[Any]:
 
 
 def _refuse_session_events(session: Session) -> None:
-    if session.dispatch.do_orm_execute:
+    if batches.has_other_orm_execute_listeners(session):
         raise ValueError(
             "this Session has do_orm_execute listeners (e.g. with_loader_criteria filters), "
             "which PreparedQuery does not run; use session.execute(), or pass "
