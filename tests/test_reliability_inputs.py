@@ -14,8 +14,8 @@ value-only checks (declarations, settings, constructors) run once. The entry poi
 bind values through the same type processing share the value corpus out between them
 (``_share``): core INSERT takes all of it, the others take every n-th value in turn, so
 every value reaches several paths and every path meets every kind of value. Inputs that
-currently expose a defect are kept apart in ``DEFECTS`` and run as strict xfails that
-assert the correct behaviour.
+once exposed a defect (a bare exception, a value stored that pgvector refuses, a
+misleading message) are kept apart in ``DEFECTS``, each with what went wrong.
 """
 
 from __future__ import annotations
@@ -2553,7 +2553,7 @@ async def _async_entry_points(ctx: Ctx) -> list[str]:
     return problems
 
 
-# --- known defects: the correct behaviour, asserted as strict xfails -----------------------------
+# --- inputs that once exposed defects (fixed): kept apart, each with what went wrong -----------
 
 
 @dataclass(frozen=True)
@@ -2601,12 +2601,6 @@ DEFECTS: list[Defect] = [
         Bad("v-text-fullwidth-digit", "[１,2,3]", "invalid input syntax"),
         "text '[１,2,3]' (a full-width digit) is accepted and stored as [1,2,3]; pgvector "
         "refuses it: invalid input syntax for type vector",
-    ),
-    Defect(
-        "core insert",
-        Bad("v-bool-among-numbers", [1, True, 3], "bool"),
-        "a bool among numbers is stored as 1.0, while [True, False, True] and "
-        "np.array([1, True, 3], dtype=object) are refused (dtype bool / object)",
     ),
     Defect(
         "core insert",
@@ -2785,7 +2779,7 @@ DEFECTS: list[Defect] = [
     ),
 ]
 DB_DEFECTS = [d for d in DEFECTS if d.entry != "values"]
-#: the defects are in code every driver shares; they are shown on the three bind paths:
+#: the defects were in code every driver shares; they are run on the three bind paths:
 #: psycopg's text format, psycopg's binary adapters and asyncpg's codecs
 DEFECT_MODES = ("text", "plugin", "asyncpg")
 VALUE_DEFECTS = [d for d in DEFECTS if d.entry == "values"]
@@ -2826,7 +2820,7 @@ ENTRY_POINTS: dict[str, list[Bad]] = {
     "fetch_matrix_async": FETCH_CASES,
     "async search_settings": ASYNC_SEARCH_CASES,
     "build_vector_index_async": ASYNC_BUILD_CASES,
-    "known defects": [d.case for d in DEFECTS],
+    "former defects": [d.case for d in DEFECTS],
 }
 
 #: each list of distinct inputs once (several entry points share the value corpus, and the
@@ -2855,7 +2849,7 @@ CORPORA: dict[str, list[Bad]] = {
             "helpers",
             "async search_settings",
             "build_vector_index_async",
-            "known defects",
+            "former defects",
         )
     },
 }
@@ -3025,26 +3019,14 @@ def test_plain_psycopg_register_adapters(
 
 
 @pytest.mark.parametrize(
-    "defect",
-    [
-        pytest.param(
-            d, id=f"{d.entry}:{d.case.id}", marks=pytest.mark.xfail(strict=True, reason=d.reason)
-        )
-        for d in DB_DEFECTS
-    ],
+    "defect", [pytest.param(d, id=f"{d.entry}:{d.case.id}") for d in DB_DEFECTS]
 )
 @pytest.mark.parametrize("mode", DEFECT_MODES)
-def test_known_defect(ctx: Ctx, defect: Defect) -> None:
+def test_former_defect_stays_fixed(ctx: Ctx, defect: Defect) -> None:
     report(RUNNERS[defect.entry](ctx, [defect.case]))
 
 
-@pytest.mark.parametrize(
-    "defect",
-    [
-        pytest.param(d, id=d.case.id, marks=pytest.mark.xfail(strict=True, reason=d.reason))
-        for d in VALUE_DEFECTS
-    ],
-)
-def test_known_value_defect(defect: Defect) -> None:
+@pytest.mark.parametrize("defect", [pytest.param(d, id=d.case.id) for d in VALUE_DEFECTS])
+def test_former_value_defect_stays_fixed(defect: Defect) -> None:
     OFFLINE.printed()
     report(run_values("values", [defect.case], after=OFFLINE.printed))

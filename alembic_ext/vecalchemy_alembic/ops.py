@@ -86,6 +86,13 @@ def _leave_driver_transaction(conn: Connection) -> None:
         conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A keyword that must be a bool (``concurrently="no"`` would otherwise read True)."""
+    if not isinstance(value, bool):
+        raise IndexDefinitionError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
 def _is_typed(expression: Any) -> bool:
     while isinstance(expression, Label):
         expression = expression.element
@@ -156,8 +163,8 @@ class CreateVectorIndexOp(MigrateOperation):
         self.method = method
         self.where: Expression | None = where
         self.schema = schema
-        self.concurrently = bool(concurrently)
-        self.if_not_exists = bool(if_not_exists)
+        self.concurrently = _flag("concurrently", concurrently)
+        self.if_not_exists = _flag("if_not_exists", if_not_exists)
         given = {k: v for k, v in (options or {}).items() if v is not None}
         self.metric, self.opclass, self.options = self._check(metric, opclass, given)
 
@@ -306,8 +313,8 @@ class DropVectorIndexOp(MigrateOperation):
         self.index_name = index_name
         self.table_name = table_name
         self.schema = schema
-        self.concurrently = bool(concurrently)
-        self.if_exists = bool(if_exists)
+        self.concurrently = _flag("concurrently", concurrently)
+        self.if_exists = _flag("if_exists", if_exists)
         self._reverse = _reverse
 
     @classmethod
@@ -353,7 +360,7 @@ class CreateVectorExtensionOp(MigrateOperation):
         if schema is not None:
             sqltext.check_identifier(schema, "schema name")
         self.schema = schema
-        self.if_not_exists = bool(if_not_exists)
+        self.if_not_exists = _flag("if_not_exists", if_not_exists)
 
     @classmethod
     def create_vector_extension(
@@ -376,8 +383,8 @@ class DropVectorExtensionOp(MigrateOperation):
     def __init__(
         self, *, if_exists: bool = False, cascade: bool = False, schema: str | None = None
     ) -> None:
-        self.if_exists = bool(if_exists)
-        self.cascade = bool(cascade)
+        self.if_exists = _flag("if_exists", if_exists)
+        self.cascade = _flag("cascade", cascade)
         self.schema = schema  # where reverse() creates it again
 
     @classmethod

@@ -23,7 +23,7 @@ and pg8000, so every driver stores and returns the same values.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 from sqlalchemy import Table, inspect, select
@@ -40,10 +40,12 @@ from . import sqltext
 from .bulk_format import (
     COPY_SIGNATURE,
     COPY_TRAILER,
+    DUMP_ERRORS,
     Field,
     copy_stream,
     copy_types,
     driver_chunks,
+    dump_error,
     encode_fixed_chunks,
     matrix_from_copy,
     row_chunks,
@@ -190,6 +192,17 @@ def _copy_sql(table: Table, fields: list[Field], dialect: Any) -> str:
     return f"COPY {sqltext.table_name(dialect, table)} ({cols}) FROM STDIN (FORMAT BINARY)"
 
 
+def _raise_dump_error(
+    fields: list[Field], rows: list[tuple[Any, ...]], first: int, error: BaseException
+) -> NoReturn:
+    """Raise the error naming the column, row and value psycopg's dumper refused (the
+    COPY is then aborted with its transaction), or ``error`` itself."""
+    found = dump_error(fields, rows, first)
+    if found is None:
+        raise error
+    raise found from error
+
+
 def _progress(total: int, enabled: bool, desc: str) -> Any:
     if not enabled:
         return None
@@ -268,9 +281,14 @@ def copy_rows(
                     copy.write(COPY_TRAILER)
                 else:
                     copy.set_types(copy_types(fields))
+                    first = 0
                     for rows in row_chunks(fields, n, chunk):
-                        for row in rows:
-                            copy.write_row(row)
+                        try:
+                            for row in rows:
+                                copy.write_row(row)
+                        except DUMP_ERRORS as e:
+                            _raise_dump_error(fields, rows, first, e)
+                        first += len(rows)
                         if bar is not None:
                             bar.update(len(rows))
         finally:
@@ -343,9 +361,14 @@ async def copy_rows_async(
                     await copy.write(COPY_TRAILER)
                 else:
                     copy.set_types(copy_types(fields))
+                    first = 0
                     for rows in row_chunks(fields, n, chunk):
-                        for row in rows:
-                            await copy.write_row(row)
+                        try:
+                            for row in rows:
+                                await copy.write_row(row)
+                        except DUMP_ERRORS as e:
+                            _raise_dump_error(fields, rows, first, e)
+                        first += len(rows)
                         if bar is not None:
                             bar.update(len(rows))
         finally:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import psycopg
 from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy.sql.schema import Column
@@ -159,6 +160,34 @@ def row_chunks(fields: list[Field], n: int, chunk: int) -> Iterator[list[tuple[A
         yield list(zip(*cols, strict=True))
 
 
+#: what psycopg's binary dumpers raise for a value they cannot send as the column's type
+DUMP_ERRORS = (TypeError, ValueError, OverflowError, psycopg.DataError)
+
+
+def dump_error(
+    fields: list[Field], rows: Sequence[Sequence[Any]], first: int
+) -> ValueError | None:
+    """The error for the first value of ``rows`` (row ``first`` onwards) that psycopg's
+    binary dumper for its column refuses, naming the column, the row and the value;
+    ``None`` when every value dumps (the failure was another one)."""
+    oids = copy_types(fields)
+    for r, row in enumerate(rows):
+        for field, oid, value in zip(fields, oids, row, strict=True):
+            if value is None or field.kind != "other":
+                continue
+            tx = Transformer()
+            tx.set_dumper_types([oid], pq.Format.BINARY)
+            try:
+                tx.dump_sequence((value,), [PyFormat.BINARY])
+            except DUMP_ERRORS as e:
+                column = field.column
+                return ValueError(
+                    f"copy_rows: column {column.name!r} ({column.type}), row {first + r}: "
+                    f"{value!r} cannot be sent as that type ({type(e).__name__}: {e})"
+                )
+    return None
+
+
 def copy_types(fields: list[Field]) -> list[int]:
     """The type oid each field of :func:`row_chunks` is dumped as (``bytea`` for the
     pre-encoded vectors)."""
@@ -197,7 +226,21 @@ def driver_chunks(fields: list[Field], n: int, chunk: int) -> Iterator[tuple[Any
     if all(f.kind in (*WIRE_DTYPES, "fixed") for f in fields):
         return encode_fixed_chunks(fields, n, chunk)
     frame = row_framer(copy_types(fields))
-    return ((frame(rows), len(rows)) for rows in row_chunks(fields, n, chunk))
+
+    def framed() -> Iterator[tuple[Any, int]]:
+        first = 0
+        for rows in row_chunks(fields, n, chunk):
+            try:
+                block = frame(rows)
+            except DUMP_ERRORS as e:
+                error = dump_error(fields, rows, first)
+                if error is None:
+                    raise
+                raise error from e
+            yield block, len(rows)
+            first += len(rows)
+
+    return framed()
 
 
 def copy_stream(chunks: Iterator[tuple[Any, int]], bar: Any) -> Iterator[Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import decimal
 import functools
 import numbers
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,7 @@ from .facts import (
     SPARSE_VALUE_WIRE,
     WIRE_DTYPES,
 )
-from .values import SparseVector
+from .values import SparseVector, number_text, objects_to_float64
 
 __all__ = [
     "check_dense",
@@ -154,7 +155,19 @@ def _check_array(
     and :func:`check_dense_matrix` (``rows=True``: ``(rows, n)``)."""
     ndim = 2 if rows else 1
     if arr.dtype.kind == "O" and arr.ndim == ndim and all(_is_real(x) for x in arr.flat):
-        arr = arr.astype(np.float64)  # e.g. Decimal values from a NUMERIC column
+        # e.g. Decimal values from a NUMERIC column, Python ints beyond int64
+        converted, bad = objects_to_float64(arr)
+        if bad is not None:
+            i, kind = bad
+            at = np.unravel_index(i, arr.shape)
+            where = f"row {at[0]}, element {at[1]}" if rows else f"element {at[0]}"
+            if kind == "nan":
+                raise refuse(f"NaN not allowed in {sql_type} ({where})", labelled=False)
+            raise refuse(
+                f'"{number_text(arr.flat[i])}" is out of range for type {sql_type} ({where})',
+                labelled=False,
+            )
+        arr = converted
     if arr.dtype.kind not in "iuf":
         raise refuse(f"expected numbers, got non-numeric elements (dtype {arr.dtype})")
     if arr.ndim != ndim:
@@ -243,17 +256,16 @@ def _raise_not_finite(arr: np.ndarray, out: np.ndarray, sql_type: str, refuse: _
         raise refuse(f"infinite value not allowed in {sql_type} ({where})", labelled=False)
     limit = f" (largest magnitude {HALFVEC_MAX:g})" if sql_type == "halfvec" else ""
     raise refuse(
-        f'"{_number_text(original)}" is out of range for type {sql_type} ({where}){limit}',
+        f'"{number_text(original)}" is out of range for type {sql_type} ({where}){limit}',
         labelled=False,
     )
 
 
-def _number_text(x: Any) -> str:
-    """``65520`` rather than ``65520.0``, ``4e+38`` rather than ``4.0e+38``."""
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    text = repr(float(x))
-    return text[:-2] if text.endswith(".0") else text
+#: one element of pgvector's text form as C's strtof reads it (decimal forms, inf, nan)
+_C_NUMBER = re.compile(
+    r"\s*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?|nan)\s*",
+    re.IGNORECASE | re.ASCII,
+)
 
 
 def _parse_user_text(text: str, label: str) -> np.ndarray:
@@ -265,10 +277,11 @@ def _parse_user_text(text: str, label: str) -> np.ndarray:
     inner = body[1:-1].strip()
     if not inner:
         return np.zeros(0, dtype=np.float64)
-    try:
-        return np.array(inner.split(","), dtype=np.float64)
-    except ValueError:
-        raise InvalidVectorError(f'{label}: invalid input syntax: "{text}"') from None
+    items = inner.split(",")
+    # what strtof reads (pgvector src/vector.c): ASCII digits, no "_" separators
+    if not all(map(_C_NUMBER.fullmatch, items)):
+        raise InvalidVectorError(f'{label}: invalid input syntax: "{text}"')
+    return np.array(items, dtype=np.float64)
 
 
 def check_sparse(value: Any, dim: int | None = None) -> SparseVector:

@@ -340,8 +340,13 @@ class PreparedQuery:
             if conn.autoflush:  # as session.execute(): pending objects are visible
                 conn.flush()
             connection = conn.connection(bind_arguments={"clause": self.statement})
-        else:
+        elif isinstance(conn, Connection):
             connection = conn
+        else:
+            raise TypeError(
+                f"PreparedQuery.all takes a Connection or Session, got {type(conn).__name__} "
+                "(with an Engine: with engine.connect() as conn: query.all(conn, ...))"
+            )
         _refuse_schema_translation(connection)
         if not connection.in_transaction():
             connection.begin()
@@ -413,15 +418,20 @@ class PreparedQuery:
     ) -> list[tuple[Any, ...]]:
         """:meth:`all` for an ``AsyncConnection`` / ``AsyncSession``: psycopg's async cursor,
         or on asyncpg its own prepared statement (in SQLAlchemy's transaction)."""
-        from sqlalchemy.ext.asyncio import AsyncSession
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
         if isinstance(conn, AsyncSession):
             _refuse_session_events(conn.sync_session)
             if conn.sync_session.autoflush:
                 await conn.flush()
             connection = await conn.connection(bind_arguments={"clause": self.statement})
-        else:
+        elif isinstance(conn, AsyncConnection):
             connection = conn
+        else:
+            raise TypeError(
+                "PreparedQuery.all_async takes an AsyncConnection or AsyncSession, got "
+                f"{type(conn).__name__}"
+            )
         _refuse_schema_translation(connection)
         if not connection.in_transaction():
             await connection.begin()

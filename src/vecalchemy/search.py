@@ -61,27 +61,31 @@ def _check(field_name: str, value: Any) -> str:
                 f"{where} must be one of {', '.join(guc.choices)}, got {value!r}"
             )
         return value
+    assert guc.low is not None and guc.high is not None
+    # PostgreSQL names an int setting's bounds exactly: 2147483647, not 2.14748e+09
+    low, high = (
+        (str(int(guc.low)), str(int(guc.high)))
+        if guc.kind is int
+        else (f"{guc.low:g}", f"{guc.high:g}")
+    )
     if isinstance(value, bool):
         raise SearchSettingError(f"{where} must be a number, got a bool ({value!r})")
     if guc.kind is int:
         if not isinstance(value, int):
             raise SearchSettingError(
-                f"{where} must be an int between {guc.low:g} and {guc.high:g}, "
+                f"{where} must be an int between {low} and {high}, "
                 f"got {type(value).__name__} {value!r}"
             )
         number: float = value
     else:
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise SearchSettingError(
-                f"{where} must be a finite number between {guc.low:g} and {guc.high:g}, "
-                f"got {value!r}"
+                f"{where} must be a finite number between {low} and {high}, got {value!r}"
             )
         number = float(value)
-    assert guc.low is not None and guc.high is not None
     if not guc.low <= number <= guc.high:
         raise SearchSettingError(
-            f'{value!r} is outside the valid range for parameter "{guc.name}" '
-            f"({guc.low:g} .. {guc.high:g})"
+            f'{value!r} is outside the valid range for parameter "{guc.name}" ({low} .. {high})'
         )
     return str(value) if guc.kind is int else repr(float(value))
 
@@ -286,7 +290,21 @@ class search_settings:  # noqa: N801 - used like contextlib's context managers
             if conn.get_transaction() is self._transaction:
                 conn.execute(_set_config_sql(len(self._previous)), _params(self._previous))
 
+    def _refuse_engine(self) -> None:
+        engine = isinstance(self.bind, Engine)
+        async_engine = hasattr(self.bind, "sync_engine") and not hasattr(
+            self.bind, "in_transaction"
+        )
+        if engine or async_engine:
+            raise TypeError(
+                f"search_settings needs a transaction to scope SET LOCAL to, got "
+                f"{type(self.bind).__name__}; pass a Connection or Session (with "
+                "engine.begin() as conn, search_settings(conn, ...)), or an AsyncConnection "
+                "or AsyncSession with 'async with'"
+            )
+
     def __enter__(self) -> SearchSettings:
+        self._refuse_engine()
         if not isinstance(self.bind, (Connection, Session)):
             raise TypeError(
                 f"use 'async with' for {type(self.bind).__name__}; 'with' takes a "
@@ -302,6 +320,7 @@ class search_settings:  # noqa: N801 - used like contextlib's context managers
 
     # async: the same work on the sync objects underneath
     async def __aenter__(self) -> SearchSettings:
+        self._refuse_engine()
         if isinstance(self.bind, (Connection, Session)) or not hasattr(self.bind, "run_sync"):
             raise TypeError(
                 f"use 'with' for {type(self.bind).__name__}; 'async with' takes an "
@@ -339,7 +358,15 @@ def _before_execute(
     info = conn.info
     if info.get(_APPLYING_KEY):
         return  # the set_config statement itself, on a connection carrying the option
-    settings = _settings(requested, {}) if not isinstance(requested, SearchSettings) else requested
+    if isinstance(requested, SearchSettings):
+        settings = requested
+    elif isinstance(requested, Mapping):
+        settings = _settings(requested, {})
+    else:
+        raise SearchSettingError(
+            f"execution option {SEARCH_OPTION} takes a SearchSettings or a mapping such as "
+            f"{{'ef_search': 100}}, got {type(requested).__name__} {requested!r}"
+        )
     info[_APPLYING_KEY] = True
     try:
         _apply(conn, settings.gucs())

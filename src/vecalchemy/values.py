@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,6 +12,11 @@ import numpy.typing as npt
 
 from .exc import InvalidVectorError
 from .facts import SPARSEVEC_MAX_DIM, SPARSEVEC_MAX_NNZ
+
+
+def _is_real(x: object) -> bool:
+    return isinstance(x, (numbers.Real, decimal.Decimal)) and not isinstance(x, bool)
+
 
 __all__ = ["SparseVector"]
 
@@ -53,6 +60,8 @@ class SparseVector:
                 )
             keys = list(value.keys())
             idx = _int_array(keys)
+            if idx.ndim != 1:  # e.g. tuple keys
+                raise InvalidVectorError(f"sparsevec: indices must be integers, got {keys[0]!r}")
             vals = np.asarray(list(value.values()))
             self._set(idx, vals, dim, check_duplicates=False)
             return
@@ -123,6 +132,7 @@ class SparseVector:
         return self
 
     def _set(self, idx: np.ndarray, vals: np.ndarray, dim: int, *, check_duplicates: bool) -> None:
+        vals_in = vals
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise InvalidVectorError(f"sparsevec: dim must be an integer, got {dim!r}")
         dim = int(dim)
@@ -132,6 +142,23 @@ class SparseVector:
             raise InvalidVectorError(
                 f"sparsevec cannot have more than {SPARSEVEC_MAX_DIM} dimensions (got {dim})"
             )
+        if vals.shape != idx.shape:
+            raise InvalidVectorError(
+                f"sparsevec: expected numeric values, one number per index (got values of "
+                f"shape {vals.shape} for {idx.size} indices)"
+            )
+        if vals.dtype.kind == "O" and all(_is_real(v) for v in vals):
+            vals, unheld = objects_to_float64(vals)
+            if unheld is not None:
+                i, kind = unheld
+                if kind == "nan":
+                    raise InvalidVectorError(
+                        f"NaN not allowed in sparsevec (at index {int(idx[i])})"
+                    )
+                raise InvalidVectorError(
+                    f'"{number_text(vals_in[i])}" is out of range for type sparsevec '
+                    f"(at index {int(idx[i])})"
+                )
         if vals.dtype.kind not in "iuf":
             raise InvalidVectorError(f"sparsevec: expected numeric values, got dtype {vals.dtype}")
         if idx.size > dim:
@@ -249,9 +276,58 @@ def _int_array(values: Any) -> np.ndarray:
     arr = np.asarray(values)
     if arr.size == 0:
         return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind == "O" and all(
+        isinstance(i, int) and not isinstance(i, bool) for i in arr
+    ):  # integers beyond int64: out of every sparsevec's bounds
+        bad = next(i for i in arr if not -(2**63) <= i < 2**63)
+        raise InvalidVectorError(
+            f"sparsevec index out of bounds: {number_text(bad)} is not in "
+            f"[0, {SPARSEVEC_MAX_DIM}) (0-based)"
+        )
     if arr.dtype.kind not in "iu":
         raise InvalidVectorError(f"sparsevec: indices must be integers, got dtype {arr.dtype}")
     return arr.astype(np.int64)
+
+
+def number_text(x: Any) -> str:
+    """A number as an error message shows it: ``65520`` rather than ``65520.0``,
+    ``1.000000e+400`` for an integer of 401 digits, a ``Decimal`` as written."""
+    if isinstance(x, (int, np.integer)):
+        digits = str(int(x))
+        sign = "-" if digits.startswith("-") else ""
+        digits = digits.lstrip("-")
+        if len(digits) <= 20:
+            return sign + digits
+        return f"{sign}{digits[0]}.{digits[1:7]}e+{len(digits) - 1}"
+    if not isinstance(x, (float, np.floating)):
+        return str(x)
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def objects_to_float64(arr: np.ndarray) -> tuple[np.ndarray, tuple[int, str] | None]:
+    """An object array of real numbers (``int``, ``Decimal``, ``Fraction``...) as float64,
+    each element by ``float()``, and the first element float64 cannot hold, if any:
+    ``(flat index, "nan")`` for a signalling NaN, ``(flat index, "range")`` for a finite
+    number beyond float64 (an ``int`` of 400 digits, ``Decimal("1e400")``)."""
+    out = np.empty(arr.shape, dtype=np.float64)
+    flat = out.reshape(-1)
+    for i, x in enumerate(arr.flat):
+        try:
+            f = float(x)
+        except OverflowError:
+            return out, (i, "range")
+        except ValueError:  # Decimal("sNaN")
+            return out, (i, "nan")
+        if f in (np.inf, -np.inf) and not _is_infinite(x):
+            return out, (i, "range")
+        flat[i] = f
+    return out, None
+
+
+def _is_infinite(x: Any) -> bool:
+    is_infinite = getattr(x, "is_infinite", None)  # Decimal
+    return bool(is_infinite()) if callable(is_infinite) else x in (np.inf, -np.inf)
 
 
 def _is_pgvector_sparse(value: Any) -> bool:

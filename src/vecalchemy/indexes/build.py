@@ -367,8 +367,17 @@ def build_vector_index(
     :func:`build_vector_index_async` with an AsyncEngine or AsyncConnection.
 
     Raises :class:`~vecalchemy.exc.IndexDefinitionError` for a CONCURRENTLY index on a
-    Connection inside a transaction; database errors propagate.
+    Connection inside a transaction and for an index attached to no table, ``TypeError``
+    for a ``bind`` that is neither an Engine nor a Connection; database errors
+    propagate.
     """
+    if not isinstance(bind, (Engine, Connection)):
+        raise TypeError(f"expected an Engine or Connection, got {type(bind).__name__}")
+    if index.table is None:
+        raise IndexDefinitionError(
+            f"index {index.name!r} is not attached to a table; declare it in the Table (or "
+            "__table_args__), or name a Column rather than a column name"
+        )
     concurrently = bool(index.dialect_options["postgresql"]["concurrently"])
     if concurrently:
         _build_concurrently(bind, index, checkfirst, progress, poll_interval)

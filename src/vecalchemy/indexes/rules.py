@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.sql import ClauseElement, ColumnElement
-from sqlalchemy.sql.elements import Label
+from sqlalchemy.sql.elements import Cast, ColumnClause, Label
 
 from ..exc import IndexDefinitionError
 from ..facts import (
@@ -297,6 +297,16 @@ def validate_vector_index(
             f"column does not have dimensions: a {sql_type} without a dimension cannot be "
             f"indexed; declare one (e.g. {type(expression.type).__name__}(768)) or index "
             "an expression cast to one",
+        )
+    if not isinstance(expression, (ColumnClause, Cast)):
+        # a function or operator result has no type modifier on the server, whatever type
+        # SQLAlchemy gives it: pgvector reads the dimensions from the modifier only
+        # (src/hnswbuild.c, src/ivfbuild.c)
+        name = type(expression.type).__name__
+        raise index_error(
+            method,
+            f"column does not have dimensions: the server gives this {sql_type} expression "
+            f"no dimensions; cast it, e.g. cast(expression, {name}({dim}))",
         )
     metric, resolved = _resolve_opclass(method, sql_type, declared, metric, opclass)
     limit = INDEX_LIMITS.get((sql_type, method))
