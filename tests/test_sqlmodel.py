@@ -16,21 +16,12 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
-import sqlalchemy
+from alembic_support import REGISTRATIONS, AlembicProject, ops_of
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import registry
-
-try:
-    from pydantic import ValidationError
-    from sqlmodel import Field, Session, SQLModel, col, func, select
-except ImportError as err:  # pragma: no cover - sqlmodel is in the test extra
-    pytest.skip(
-        f"sqlmodel cannot be imported with SQLAlchemy {sqlalchemy.__version__}: {err}",
-        allow_module_level=True,
-    )
-
-from alembic_support import REGISTRATIONS, AlembicProject, ops_of
+from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from vecalchemy import HalfVec, HnswIndex, InvalidVectorError, Vector
 from vecalchemy.compat.pgvector import VECTOR

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 import runpy
-import shutil
 import subprocess
 import sys
 import sysconfig
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +27,9 @@ from vecalchemy.typing import DistanceOperators, VectorMapped, vector_column, ve
 TYPING = Path(__file__).parent / "typing"
 
 
-def _version(dist: str) -> tuple[int, ...] | None:
-    try:
-        return tuple(int(p) for p in re.findall(r"\d+", metadata.version(dist))[:3])
-    except metadata.PackageNotFoundError:
-        return None
-
-
-SQLMODEL = _version("sqlmodel")
-#: SQLModel 0.0.43 types ``Field(sa_type=)`` as a type or an instance (``Vector(3)``);
-#: before, type checkers refuse an instance there (it works at run time)
-SQLMODEL_TYPED = SQLMODEL is not None and SQLMODEL >= (0, 0, 43)
-FILES = ["usage.py", "reveal.py"] + (["usage_sqlmodel.py"] if SQLMODEL_TYPED else [])
+#: (SQLModel >= 0.0.43, as the test extra requires, types ``Field(sa_type=)`` as a type or
+#: an instance such as ``Vector(3)``)
+FILES = ["usage.py", "reveal.py", "usage_sqlmodel.py"]
 
 
 def _mypy_path() -> str:
@@ -99,18 +88,15 @@ def test_usage_runs() -> None:
     runpy.run_path(str(TYPING / "usage.py"))
 
 
-@pytest.mark.skipif(not SQLMODEL_TYPED, reason="needs sqlmodel >= 0.0.43 (typed sa_type=)")
 def test_sqlmodel_usage_checks_clean_under_mypy_strict(mypy_output: str) -> None:
     assert "usage_sqlmodel.py" not in mypy_output
     assert "no issues found in 3 source files" in mypy_output
 
 
-@pytest.mark.skipif(SQLMODEL is None, reason="sqlmodel is not installed")
 def test_sqlmodel_usage_runs() -> None:
     runpy.run_path(str(TYPING / "usage_sqlmodel.py"))
 
 
-@pytest.mark.skipif(shutil.which("pyright") is None, reason="pyright is not installed")
 def test_usage_checks_clean_under_pyright() -> None:
     files = [str(TYPING / f) for f in FILES if f != "reveal.py"]
     run = subprocess.run(
