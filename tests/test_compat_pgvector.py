@@ -542,12 +542,6 @@ def test_arrays_read_as_lists_of_lists_through_the_asyncpg_codecs(engine: Engine
     assert tuple(row) == ([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], [[0.5, 1.0]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StatementError,
-    reason="asyncpg iterates each bound np.ndarray as a sub-array: ARRAY binds need "
-    "vecalchemy's asyncpg codecs to take an element form asyncpg does not iterate",
-)
 @pytest.mark.parametrize("mode", ["asyncpg"])
 def test_array_binds_through_the_asyncpg_codecs(engine: Engine) -> None:
     t = array_table(engine)

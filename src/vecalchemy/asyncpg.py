@@ -14,6 +14,11 @@ same :class:`~vecalchemy.exc.InvalidVectorError` texts. Decoders return ``(dim,)
 value. The last ``set_type_codec`` on a connection wins: calling pgvector-python's
 ``pgvector.asyncpg.register_vector`` after vecalchemy's makes its codec the one in use
 (vecalchemy's types still bind and load through it, normalising its objects).
+
+Arrays of these types (``_vector`` ...) use the same codecs for their elements: results
+are lists of arrays. asyncpg's array encoder takes every sized iterable inside a list
+parameter, a 1-D ``np.ndarray`` included, for a sub-array, so an element of an array
+parameter is passed as an :class:`ArrayElement`, which the codecs unwrap.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from . import codecs
 from .facts import DENSE_DTYPES
 from .values import SparseVector
 
-__all__ = ["register_asyncpg_codecs", "EXTENSION_TYPES_QUERY"]
+__all__ = ["register_asyncpg_codecs", "ArrayElement", "EXTENSION_TYPES_QUERY"]
 
 #: pgvector's types and the schema of each, wherever the extension was created.
 EXTENSION_TYPES_QUERY = """
@@ -40,12 +45,38 @@ WHERE t.typname IN ('vector', 'halfvec', 'sparsevec')
 """
 
 
+class ArrayElement:
+    """One element of an array parameter for vecalchemy's asyncpg codecs:
+    ``[ArrayElement(v1), None, ArrayElement(v2)]`` binds a ``vector[]`` (``halfvec[]``,
+    ``sparsevec[]``) whose elements are ``v1``, NULL, ``v2``.
+
+    ``value`` is anything the element type's codec takes (validated there as a plain
+    value is). asyncpg's array encoder passes an object that is not a sized iterable to
+    the element codec whole, where it would iterate a ``np.ndarray`` as a sub-array of
+    numbers. ``ARRAY(Vector(n))`` columns bind their elements as these on vecalchemy's
+    asyncpg dialect.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"ArrayElement({self.value!r})"
+
+
+def _element(value: Any) -> Any:
+    return value.value if type(value) is ArrayElement else value
+
+
 def _dense_encoder(sql_type: str) -> Any:
     dtype = np.dtype(DENSE_DTYPES[sql_type])
 
     def encode(value: Any) -> bytes:
         if not (type(value) is np.ndarray and value.dtype == dtype and value.ndim == 1):
-            value = codecs.check_dense(value, sql_type)  # (a plain connection's value)
+            # a plain connection's value, or an array parameter's element
+            value = codecs.check_dense(_element(value), sql_type)
         return codecs.encode_dense_binary(value, sql_type)
 
     return encode
@@ -60,7 +91,7 @@ def _dense_decoder(sql_type: str) -> Any:
 
 def _encode_sparse(value: Any) -> bytes:
     return codecs.encode_sparse_binary(
-        value if isinstance(value, SparseVector) else codecs.check_sparse(value)
+        value if isinstance(value, SparseVector) else codecs.check_sparse(_element(value))
     )
 
 

@@ -6,7 +6,8 @@ plugin (``plugins=["vecalchemy"]``, ``?plugin=vecalchemy``, which selects these 
 of SQLAlchemy's psycopg dialect (sync, and async for ``create_async_engine``) that carries
 
 - binary binds for the vector types, chosen through ``colspecs``
-  (:func:`vecalchemy.types.binary_impls`);
+  (:func:`vecalchemy.types.binary_impls`), and ``ARRAY`` of them bound and parsed by
+  vecalchemy (:func:`vecalchemy.arrays.array_impls`);
 - binary adapters registered on each new connection (``on_connect``), with pgvector's
   type oids found in whatever schema the extension lives in;
 - the execution context asking for binary results when a statement returns vectors
@@ -40,6 +41,7 @@ from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.engine import Engine
 from sqlalchemy.util import await_only
 
+from .arrays import array_impls
 from .asyncpg import register_asyncpg_codecs
 from .checks import install_query_checks
 from .compiler import (
@@ -50,7 +52,7 @@ from .compiler import (
     VecalchemyPsycopg2Compiler,
 )
 from .inserts import PAGE_SIZE, do_execute, group_batches
-from .psycopg import driver_connection, fetch_type_oids, register_on_adapters
+from .psycopg import driver_connection, fetch_array_oids, register_on_adapters
 from .results import check_result_format, choose_result_format
 from .search import install_search_options
 from .types import REFLECTED_TYPES, binary_impls
@@ -96,10 +98,12 @@ def install_engine_events(engine: Engine) -> None:
 
 def register_on_connection(driver: str, dbapi_connection: Any) -> bool:
     """Register vecalchemy's binary adapters (psycopg) or codecs (asyncpg) on a new DBAPI
-    connection of SQLAlchemy's; ``False`` for a driver that has none (text path)."""
+    connection of SQLAlchemy's, pgvector's array types included; ``False`` for a driver
+    that has none (text path: vecalchemy's ARRAY type parses arrays there, see
+    :mod:`vecalchemy.arrays`)."""
     if driver == "psycopg":
         raw = driver_connection(dbapi_connection)
-        register_on_adapters(raw.adapters, fetch_type_oids(dbapi_connection))
+        register_on_adapters(raw.adapters, *fetch_array_oids(dbapi_connection))
         return True
     if driver == "asyncpg":
         # (on_connect and pool events run inside SQLAlchemy's greenlet for async engines)
@@ -146,7 +150,11 @@ class _PsycopgMixin(VecalchemyDialectMixin):
 
     execution_ctx_cls: Any = VecalchemyExecutionContext
     statement_compiler: Any = VecalchemyCompiler
-    colspecs: Any = {**PGDialect_psycopg.colspecs, **binary_impls("psycopg")}
+    colspecs: Any = {
+        **PGDialect_psycopg.colspecs,
+        **binary_impls("psycopg"),
+        **array_impls(PGDialect_psycopg.colspecs),
+    }
     use_insertmanyvalues_wo_returning = True
     insertmanyvalues_page_size = PAGE_SIZE
 
@@ -196,7 +204,11 @@ class VecalchemyAsyncpgDialect(VecalchemyDialectMixin, PGDialect_asyncpg):
 
     supports_statement_cache = True
     statement_compiler: Any = VecalchemyAsyncpgCompiler
-    colspecs: Any = {**PGDialect_asyncpg.colspecs, **binary_impls("asyncpg")}
+    colspecs: Any = {
+        **PGDialect_asyncpg.colspecs,
+        **binary_impls("asyncpg"),
+        **array_impls(PGDialect_asyncpg.colspecs),
+    }
 
 
 class VecalchemyPsycopg2Dialect(VecalchemyDialectMixin, PGDialect_psycopg2):
@@ -205,6 +217,7 @@ class VecalchemyPsycopg2Dialect(VecalchemyDialectMixin, PGDialect_psycopg2):
 
     supports_statement_cache = True
     statement_compiler: Any = VecalchemyPsycopg2Compiler
+    colspecs: Any = {**PGDialect_psycopg2.colspecs, **array_impls(PGDialect_psycopg2.colspecs)}
 
 
 class VecalchemyPg8000Dialect(VecalchemyDialectMixin, PGDialect_pg8000):
@@ -213,6 +226,7 @@ class VecalchemyPg8000Dialect(VecalchemyDialectMixin, PGDialect_pg8000):
 
     supports_statement_cache = True
     statement_compiler: Any = VecalchemyPg8000Compiler
+    colspecs: Any = {**PGDialect_pg8000.colspecs, **array_impls(PGDialect_pg8000.colspecs)}
 
 
 #: driver name in a URL -> the name of vecalchemy's dialect for it (``postgresql+NAME``)

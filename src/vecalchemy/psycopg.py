@@ -9,6 +9,10 @@ parameter classes (:class:`DenseParam`, :class:`HalfVecParam`, :class:`BitParam`
 :class:`~vecalchemy.values.SparseVector`). Loaders return
 ``np.ndarray`` (float32 / float16), :class:`~vecalchemy.values.SparseVector`, and for
 ``bit`` in binary results the same ``str`` of 0/1 that the text format gives.
+
+pgvector's array types (``_vector``, ``_halfvec``, ``_sparsevec``) are registered with
+psycopg's own array adapters over these: their results load as lists of those values (in
+text and binary), and an :class:`ArrayParam` of them is sent as a binary array.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 import numpy as np
 from psycopg.adapt import AdaptersMap, Dumper, Loader
 from psycopg.pq import Format
+from psycopg.types import TypeInfo
+from psycopg.types.array import ListBinaryDumper, ListDumper
 from sqlalchemy.engine import AdaptedConnection
 
 from . import codecs
@@ -31,17 +37,20 @@ __all__ = [
     "DenseParam",
     "HalfVecParam",
     "BitParam",
+    "ArrayParam",
     "VECTOR_TYPES_QUERY",
     "register_adapters",
     "register_adapters_async",
     "register_on_adapters",
     "driver_connection",
     "fetch_type_oids",
+    "fetch_array_oids",
 ]
 
-#: Finds pgvector's types in whatever schema the extension was created in.
+#: Finds pgvector's types in whatever schema the extension was created in: name, oid, and
+#: the oid of the type's array (``_vector`` ...).
 VECTOR_TYPES_QUERY = """
-SELECT t.typname, t.oid::int8
+SELECT t.typname, t.oid::int8, t.typarray::int8
 FROM pg_catalog.pg_type t
 JOIN pg_catalog.pg_depend d
   ON d.classid = 'pg_catalog.pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e'
@@ -94,6 +103,35 @@ class BitParam:
     """A validated ``(n,)`` bool array bound as ``bit``."""
 
     bits: np.ndarray
+
+
+class ArrayParam(list[Any]):
+    """A list sent as a binary PostgreSQL array of pgvector values (``_vector`` of float32
+    arrays, ``_halfvec`` of float16 arrays, ``_sparsevec`` of
+    :class:`~vecalchemy.values.SparseVector`; ``None`` for a NULL element), on a
+    connection with vecalchemy's adapters.
+
+    psycopg sends a plain ``list`` parameter as a text array; this subclass picks
+    psycopg's binary array dumper, whose elements go through vecalchemy's binary dumpers.
+    A multidimensional array is nested ``ArrayParam`` objects. ``ARRAY(Vector(n))``
+    columns bind their values as these on vecalchemy's psycopg dialect; the elements must
+    already be checked (the column type checks them).
+    """
+
+    __slots__ = ()
+
+
+class _ArrayParamBinaryDumper(ListBinaryDumper):
+    """psycopg's binary array dumper for :class:`ArrayParam`; an array whose element type
+    has no oid on the connection (the extension was created after it connected) is sent
+    as a text array of unknown type instead, which the bind cast resolves."""
+
+    def upgrade(self, obj: list[Any], format: Any) -> Any:
+        dumper = super().upgrade(obj, format)
+        sub = getattr(dumper, "sub_dumper", None)
+        if dumper.format == Format.BINARY and (sub is None or not sub.oid):
+            return ListDumper(self.cls, self._tx)
+        return dumper
 
 
 class _DenseBinaryDumper(Dumper):
@@ -262,8 +300,12 @@ def _with_oid(base: type[Dumper], oid: int) -> type[Dumper]:
     return type(base.__name__, (base,), {"oid": oid})
 
 
-def register_on_adapters(adapters: AdaptersMap, oids: dict[str, int]) -> None:
-    """Register dumpers and loaders on ``adapters`` given ``{typname: oid}``.
+def register_on_adapters(
+    adapters: AdaptersMap, oids: dict[str, int], array_oids: dict[str, int] | None = None
+) -> None:
+    """Register dumpers and loaders on ``adapters`` given ``{typname: oid}``, and psycopg's
+    array adapters for the types in ``array_oids`` (``{typname: oid of its array type}``,
+    see :func:`fetch_array_oids`).
 
     These are the SQLAlchemy connections' adapters: a bare ``np.ndarray`` is what the
     ``Vector``/``HalfVec`` types bind once they have checked it (float32 for vector,
@@ -272,7 +314,8 @@ def register_on_adapters(adapters: AdaptersMap, oids: dict[str, int]) -> None:
 
     Types missing from ``oids`` (extension not created yet) still get dumpers, with the
     "unknown" oid: the server takes their type from the explicit bind cast. Their
-    results stay text and are decoded by the SQLAlchemy types.
+    results stay text and are decoded by the SQLAlchemy types; an :class:`ArrayParam` of
+    them is sent as a text array.
     """
     for param, name in ((DenseParam, "vector"), (HalfVecParam, "halfvec")):
         for dense in (_DenseTextDumper, _DenseBinaryDumper):
@@ -291,6 +334,12 @@ def register_on_adapters(adapters: AdaptersMap, oids: dict[str, int]) -> None:
             adapters.register_loader(oids[name], text_loader)
             adapters.register_loader(oids[name], binary_loader)
     adapters.register_loader(BIT_OID, _BitBinaryLoader)
+    for name, array_oid in (array_oids or {}).items():
+        if name in oids and array_oid:
+            # psycopg's array loaders (text and binary) and list dumpers for the type,
+            # whose elements go through the loaders and dumpers above
+            TypeInfo(name, oids[name], array_oid).register(adapters)
+    adapters.register_dumper(ArrayParam, _ArrayParamBinaryDumper)
 
 
 class _NdarrayBinaryDumper(Dumper):
@@ -310,8 +359,10 @@ class _NdarrayTextDumper(_NdarrayBinaryDumper):
         return codecs.encode_dense_text(codecs.check_dense(obj, "vector")).encode("ascii")
 
 
-def _register_plain(adapters: AdaptersMap, oids: dict[str, int]) -> None:
-    register_on_adapters(adapters, oids)
+def _register_plain(
+    adapters: AdaptersMap, oids: dict[str, int], array_oids: dict[str, int]
+) -> None:
+    register_on_adapters(adapters, oids, array_oids)
     for dumper in (_NdarrayTextDumper, _NdarrayBinaryDumper):
         adapters.register_dumper(np.ndarray, _with_oid(dumper, oids.get("vector", 0)))
 
@@ -328,10 +379,13 @@ def register_adapters(conn: Any) -> dict[str, int]:
     anything is sent); wrap values in :class:`HalfVecParam`, :class:`BitParam` or pass a
     :class:`~vecalchemy.values.SparseVector` for the other types. Results of
     ``vector``/``halfvec``/``sparsevec`` load as float32/float16 arrays and
-    ``SparseVector``; ``bit`` as ``str``.
+    ``SparseVector``; ``bit`` as ``str``; their arrays as lists of those (``None`` for a
+    NULL element). A list of vectors is sent as a text array, an :class:`ArrayParam` of
+    checked values as a binary one.
     """
-    oids = fetch_type_oids(conn)
-    _register_plain(conn.adapters, oids)
+    rows = _fetch_types(conn)
+    oids = _type_oids(rows)
+    _register_plain(conn.adapters, oids, _array_oids(rows))
     return oids
 
 
@@ -340,10 +394,11 @@ async def register_adapters_async(conn: Any) -> dict[str, int]:
     idle = conn.info.transaction_status == 0
     async with conn.cursor() as cur:
         await cur.execute(VECTOR_TYPES_QUERY)
-        oids = {name: int(oid) for name, oid in await cur.fetchall()}
+        rows = await cur.fetchall()
     if idle and not conn.autocommit:
         await conn.rollback()
-    _register_plain(conn.adapters, oids)
+    oids = _type_oids(rows)
+    _register_plain(conn.adapters, oids, _array_oids(rows))
     return oids
 
 
@@ -358,14 +413,33 @@ def driver_connection(conn: Any) -> Any:
 def fetch_type_oids(conn: Any) -> dict[str, int]:
     """``{typname: oid}`` of pgvector's types, through a (sync or SQLAlchemy-adapted) DBAPI
     connection; rolls back the transaction it opened so the connection stays idle."""
+    return _type_oids(_fetch_types(conn))
+
+
+def fetch_array_oids(conn: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """``({typname: oid}, {typname: oid of its array type})`` of pgvector's types (one
+    query, as :func:`fetch_type_oids`): what :func:`register_on_adapters` takes."""
+    rows = _fetch_types(conn)
+    return _type_oids(rows), _array_oids(rows)
+
+
+def _fetch_types(conn: Any) -> list[Any]:
     raw = driver_connection(conn)
     idle = raw.info.transaction_status == 0
     cur = conn.cursor()
     try:
         cur.execute(VECTOR_TYPES_QUERY)
-        oids = {name: int(oid) for name, oid in cur.fetchall()}
+        rows = list(cur.fetchall())
     finally:
         cur.close()
     if idle and not raw.autocommit:
         conn.rollback()
-    return oids
+    return rows
+
+
+def _type_oids(rows: list[Any]) -> dict[str, int]:
+    return {str(row[0]): int(row[1]) for row in rows}
+
+
+def _array_oids(rows: list[Any]) -> dict[str, int]:
+    return {str(row[0]): int(row[2]) for row in rows if row[2]}

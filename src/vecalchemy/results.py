@@ -8,7 +8,8 @@ that returns such a column.
 
 The rule, decided once per compiled statement (the statement cache makes it free):
 binary when the statement is a SQLAlchemy construct (not ``text()``) whose result
-columns include a ``Vector``/``HalfVec``/``SparseVec`` and whose other result
+columns include a ``Vector``/``HalfVec``/``SparseVec`` (or an ``ARRAY`` of one, whose
+array loaders vecalchemy registers) and whose other result
 columns all have a type from :data:`BINARY_SAFE_TYPES` (exact classes: a subclass such
 as ``Enum`` or ``CITEXT`` is not in it). After execution the server's column oids are
 checked too: a column without a binary loader (a model whose declared type differs
@@ -93,12 +94,20 @@ _CURSORS = (psycopg.Cursor, psycopg.AsyncCursor, psycopg.ServerCursor, psycopg.A
 _decisions: weakref.WeakKeyDictionary[Compiled, bool] = weakref.WeakKeyDictionary()
 
 
+def _is_vector(t: Any) -> bool:
+    """A vector type, or an ARRAY of one (``_vector`` ...: psycopg's array loaders over
+    vecalchemy's, registered with them)."""
+    return isinstance(t, _VECTOR_TYPES) or (
+        isinstance(t, sqltypes.ARRAY) and isinstance(t.item_type, _VECTOR_TYPES)
+    )
+
+
 def _safe(t: Any) -> bool:
     cls = type(t)
     if cls is sqltypes.Float:
         # FLOAT(p <= 24) is real: float4 loads as 0.10000000149011612 in binary
         return t.precision is None or t.precision > 24
-    return cls in BINARY_SAFE_TYPES or isinstance(t, _VECTOR_TYPES)
+    return cls in BINARY_SAFE_TYPES or _is_vector(t)
 
 
 def binary_results_ok(compiled: Compiled | None) -> bool:
@@ -114,7 +123,7 @@ def binary_results_ok(compiled: Compiled | None) -> bool:
     ok = (
         bool(columns)
         and not isinstance(statement, (TextClause, TextualSelect))
-        and any(isinstance(c.type, _VECTOR_TYPES) for c in columns)
+        and any(_is_vector(c.type) for c in columns)
         and all(_safe(c.type) for c in columns)
     )
     _decisions[compiled] = ok

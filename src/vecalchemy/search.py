@@ -14,7 +14,9 @@ The same settings as an execution option: ``install_search_options(engine)`` onc
 
 Query shapes (pgvector README): :func:`iterative_search` (a materialized CTE, ordered by
 ``distance + 0``, for filtered searches with iterative index scans) and
-:func:`binary_quantized_search` (ANN over ``binary_quantize``, exact re-rank).
+:func:`binary_quantized_search` (ANN over ``binary_quantize``, exact re-rank); for rows
+holding several vectors (``ARRAY(Vector(n))``), :func:`best_chunk_distance` (max-sim: the
+distance of the nearest element).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, bindparam, cast, event, select, text
+from sqlalchemy import Select, bindparam, cast, event, func, select, text
+from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from . import sqltext
 from .connections import is_autocommit, sync_connection
@@ -47,6 +51,7 @@ __all__ = [
     "install_search_options",
     "iterative_search",
     "binary_quantized_search",
+    "best_chunk_distance",
 ]
 
 
@@ -488,3 +493,55 @@ def binary_quantized_search(
     sub = inner.subquery("candidates")
     exact = getattr(sub.c[key], METRICS[rerank_metric].method)(query)
     return select(sub).order_by(exact).limit(k)
+
+
+def best_chunk_distance(
+    array_column: Any, query: Any, metric: str | None = None
+) -> ScalarSelect[float]:
+    """Per row, the distance from ``query`` to the nearest element of a vector array
+    (max-sim over a document's chunks).
+
+    ``array_column``: an ``ARRAY(Vector(dim))`` (``HalfVec``, ``SparseVec``) column, ORM
+    attribute or expression; ``query``: the query vector, bound with the element type and
+    an explicit cast; ``metric`` (``"l2"``, ``"inner_product"``, ``"cosine"``, ``"l1"``)
+    defaults to the metric declared on the element type. Returns a correlated scalar
+    subquery (``Float``)::
+
+        (SELECT min(chunk <=> query) FROM unnest(doc.chunks) AS chunk)
+
+    Every distance operator is smaller-is-nearer (``<#>`` is the negative inner product),
+    so the minimum is the best element's: the highest cosine similarity of a row is
+    ``1 - best_chunk_distance(col, q, "cosine")``, its highest inner product
+    ``-best_chunk_distance(col, q, "inner_product")``. The result is NULL for a NULL or
+    empty array; NULL elements are skipped; a multidimensional array counts every
+    element. Label it to select and order by it::
+
+        best = best_chunk_distance(Doc.chunks, q, "cosine").label("best")
+        session.execute(select(Doc.id, best).order_by(best).limit(10))
+
+    No vector index serves it (pgvector indexes one vector a row): it is an exact scan of
+    the rows it is computed for.
+
+    Raises :class:`TypeError` for a column that is not an array of vecalchemy's vector
+    types, or a metric its element type does not define; :class:`ValueError` for an
+    unknown metric, or none given nor declared.
+    """
+    col = (
+        array_column.__clause_element__()
+        if hasattr(array_column, "__clause_element__")
+        else array_column
+    )
+    atype = getattr(col, "type", None)
+    if not isinstance(atype, sqltypes.ARRAY) or not isinstance(atype.item_type, VectorType):
+        raise TypeError(
+            f"array_column must be an ARRAY of Vector/HalfVec/SparseVec, got {atype!r}"
+        )
+    item = atype.item_type
+    name = metric if metric is not None else item.metric
+    if name is None:
+        raise ValueError(f"give metric= ({item!r} declares none)")
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}; expected one of {', '.join(METRICS)}")
+    chunk = func.unnest(col, type_=item).column_valued("chunk")
+    distance = getattr(chunk, METRICS[name].method)(query)
+    return select(func.min(distance)).scalar_subquery()

@@ -371,6 +371,16 @@ class VectorType(TypeDecorator[Any]):
         raise NotImplementedError
 
 
+#: SQLAlchemy's ARRAY type hands its item type each character of an array the driver left
+#: as text ('{"[1,2,3]",NULL}'): refused with the remedy rather than decoded into garbage
+UNPARSED_ARRAY = (
+    "{0}: expected pgvector's text form, got {1!r}: the driver handed over an ARRAY of "
+    "{0} as text, which SQLAlchemy's ARRAY type splits into characters; vecalchemy's "
+    'dialects parse such arrays: create the engine with plugins=["vecalchemy"] (on psycopg '
+    "3, vecalchemy.install(engine) on an existing engine registers the array loaders)"
+)
+
+
 class _DenseType(VectorType):
     cache_ok = True
 
@@ -384,6 +394,8 @@ class _DenseType(VectorType):
         return codecs.encode_dense_text(checked)
 
     def _from_text(self, text: str) -> np.ndarray:
+        if text[:1] != "[":  # (pgvector's text output always starts so)
+            raise InvalidVectorError(UNPARSED_ARRAY.format(self.sql_type, text))
         return codecs.decode_dense_text(text, self.sql_type)
 
     def _from_binary(self, data: bytes | bytearray | memoryview) -> np.ndarray:
@@ -442,7 +454,10 @@ class SparseVec(VectorType):
         return codecs.encode_sparse_text(checked)
 
     def _from_text(self, text: str) -> SparseVector:
-        return codecs.decode_sparse_text(text)
+        try:
+            return codecs.decode_sparse_text(text)
+        except ValueError:  # (a character of an array's text, see UNPARSED_ARRAY)
+            raise InvalidVectorError(UNPARSED_ARRAY.format(self.sql_type, text)) from None
 
     def _from_binary(self, data: bytes | bytearray | memoryview) -> SparseVector:
         return codecs.decode_sparse_binary(data)
