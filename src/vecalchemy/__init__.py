@@ -62,6 +62,7 @@ from .psycopg import (
 from .search import (
     SearchSettings,
     apply_search_settings,
+    best_chunk_distance,
     binary_quantized_search,
     install_search_options,
     iterative_search,
@@ -117,6 +118,7 @@ __all__ = [
     "install_search_options",
     "iterative_search",
     "binary_quantized_search",
+    "best_chunk_distance",
     "PreparedQuery",
     "IndexProblem",
     "check_query",
