@@ -7,6 +7,7 @@ line; NumPy computes the expected answers.
 
 from __future__ import annotations
 
+import decimal
 import subprocess
 import sys
 import warnings
@@ -18,6 +19,8 @@ import pgvector
 import psycopg
 import pytest
 from conftest import ASYNC_MODES, make_async_engine, make_engine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from libpq_trace import libpq_trace
 from sqlalchemy import (
     ARRAY,
@@ -54,6 +57,7 @@ from vecalchemy import (
     VectorIndexWarning,
     copy_rows,
 )
+from vecalchemy.codecs import check_dense
 from vecalchemy.compat import pgvector as compat
 from vecalchemy.compat.pgvector import BIT, HALFVEC, SPARSEVEC, VECTOR, avg, sum
 from vecalchemy.types import REFLECTED_TYPES, TYPES_BY_SQL_TYPE
@@ -815,3 +819,36 @@ def test_autogenerate_renders_compat_types_and_sees_no_difference(engine: Engine
     namespace = {"vecalchemy": vecalchemy}
     exec("import vecalchemy.compat.pgvector", namespace)
     assert repr(eval(rendered[0], namespace)) == "VECTOR(3, metric='cosine')"
+
+
+# --- the fast path for lists of floats gives check_dense's arrays and errors -----------------
+
+_ELEMENTS = st.one_of(
+    st.floats(width=64),
+    st.floats(min_value=-70000, max_value=70000),
+    st.integers(-(2**60), 2**60),
+    st.booleans(),
+    st.sampled_from([np.float64(1.5), np.float32(2.5), decimal.Decimal("1.25"), 3.4e38, 3.5e38]),
+    st.sampled_from([65503.9, 65504.0, 65519.0, 65520.0, -65520.0, float("nan"), float("inf")]),
+)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(
+    values=st.lists(_ELEMENTS, min_size=3, max_size=3).map(list)
+    | st.lists(st.floats(width=64), min_size=3, max_size=3).map(tuple),
+    halfvec=st.booleans(),
+)
+def test_list_fast_path_matches_check_dense(values: Any, halfvec: bool) -> None:
+    sql_type = "halfvec" if halfvec else "vector"
+    ctype = compat.HALFVEC(3) if halfvec else compat.VECTOR(3)
+    try:
+        want = check_dense(values, sql_type, 3)
+    except InvalidVectorError as e:
+        with pytest.raises(InvalidVectorError) as got:
+            ctype._check(values)
+        assert str(e) in str(got.value)
+        return
+    got_arr = ctype._check(values)
+    assert got_arr.dtype == want.dtype
+    assert np.array_equal(got_arr, want)

@@ -5,6 +5,7 @@ Run by hand (pytest does not collect this folder)::
     python tests/benchmarks/bench.py                      # N=20000, dim=768, 5 repeats
     python tests/benchmarks/bench.py --n 2000 --repeats 3 # quick look
     python tests/benchmarks/bench.py --curve              # N = 10k, 50k, 200k (no peer)
+    python tests/benchmarks/bench.py --compat             # vecalchemy.compat.pgvector's types
 
 Workloads (each implementation in turn, order rotated every repeat, medians printed):
 
@@ -608,8 +609,21 @@ def main(argv: list[str] | None = None) -> int:
         default="psycopg",
         help="another driver's workloads (tests/benchmarks/bench_drivers.py)",
     )
+    parser.add_argument(
+        "--compat",
+        action="store_true",
+        help="the pgvector.sqlalchemy-compatible types against vecalchemy's and "
+        "pgvector.sqlalchemy's (tests/benchmarks/bench_compat.py; N=10000, 3 rounds unless "
+        "--n / --repeats say otherwise)",
+    )
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # child process of peak_memory
     args = parser.parse_args(argv)
+    if args.compat:
+        from bench_compat import main as compat_main
+
+        given = argv if argv is not None else sys.argv[1:]
+        passed = [a for a in given if a != "--compat"]
+        return compat_main(passed)
     if args.driver != "psycopg":
         from bench_drivers import main as drivers_main
 
