@@ -135,3 +135,37 @@ def test_declared_index_takes_where_text_as_one_expression(cls: type) -> None:
         cls("ix3", t.c.e, metric="l2", where=sa.text("true) WITH (m = 2"))
     with pytest.raises(InvalidIdentifierError, match="64 bytes"):
         cls("é" * 32, t.c.e, metric="l2")
+
+
+def test_alembic_key_text_must_be_one_expression() -> None:
+    import io
+
+    import vecalchemy_alembic.ops  # noqa: F401  (registers the operations)
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    buffer = io.StringIO()
+    ctx = MigrationContext.configure(
+        dialect_name="postgresql", opts={"as_sql": True, "output_buffer": buffer}
+    )
+    op = Operations(ctx)
+    op.create_vector_index("ix", "t", sa.text("(e::halfvec(3))"), opclass="halfvec_l2_ops")
+    assert "USING hnsw (((e::halfvec(3))) halfvec_l2_ops)" in buffer.getvalue()
+    with pytest.raises(UnsafeSQLError, match="the index key must be one SQL expression"):
+        op.create_vector_index(
+            "ix2", "t", sa.text("(e)); DROP TABLE t; --"), opclass="vector_l2_ops"
+        )
+    assert "DROP TABLE" not in buffer.getvalue()
+
+
+def test_plain_index_text_expression_must_be_one_expression() -> None:
+    from vecalchemy import vector_index_spec
+
+    ix = sa.Index(
+        "ix",
+        sa.text("(e::halfvec(3)); DROP TABLE items"),
+        postgresql_using="hnsw",
+        postgresql_ops={"(e::halfvec(3)); DROP TABLE items": "halfvec_l2_ops"},
+    )
+    with pytest.raises(UnsafeSQLError):
+        vector_index_spec(ix)

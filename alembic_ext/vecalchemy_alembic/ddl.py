@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.elements import ColumnClause, Label
+from sqlalchemy.sql.elements import ColumnClause, Label, TextClause
 
 from vecalchemy import sqltext
 
@@ -59,6 +59,8 @@ def key_sql(expression: Expression, dialect: Dialect) -> str:
         return sqltext.quote(dialect, expression)
     if isinstance(expression, ColumnClause) and not expression.is_literal:
         return sqltext.quote(dialect, expression.name)
+    if isinstance(expression, TextClause):  # the developer's SQL: one expression only
+        sqltext.check_expression_sql(expression.text, "the index key")
     return f"({compile_sql(expression, dialect)})"
 
 

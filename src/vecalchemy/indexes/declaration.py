@@ -80,6 +80,7 @@ def vector_index_spec(index: Index) -> VectorIndexSpec | None:
         key = first.text if isinstance(first, TextClause) else getattr(first, "key", None)
         opclass = ops.get(key) if key is not None else None
         if isinstance(first, TextClause):
+            check_expression_sql(first.text, "the index expression")
             first = _typed_reflected_expression(first.text)
         if opclass is None:
             opclass = _default_opclass(method, first, key)
