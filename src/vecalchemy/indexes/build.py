@@ -14,12 +14,12 @@ import asyncio
 import threading
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Index, text
+from sqlalchemy import Index, func, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
@@ -27,6 +27,7 @@ from sqlalchemy.schema import CreateIndex
 from .. import sqltext
 from ..connections import autocommit_connection, is_autocommit
 from ..exc import IndexDefinitionError
+from ..facts import BuildSettings, index_build_settings
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -342,6 +343,7 @@ def build_vector_index(
     checkfirst: bool = False,
     progress: bool | Callable[[BuildProgress], None] = True,
     poll_interval: float = 0.25,
+    settings: BuildSettings | Mapping[str, int] | str | None = None,
 ) -> None:
     """Create ``index`` on ``bind``, showing build progress for long builds.
 
@@ -366,10 +368,20 @@ def build_vector_index(
     async_conn.run_sync(build_vector_index, index)``, or
     :func:`build_vector_index_async` with an AsyncEngine or AsyncConnection.
 
+    ``settings`` applies ``maintenance_work_mem`` (bytes) and
+    ``max_parallel_maintenance_workers`` to the build's own session only, and restores
+    the previous values after it: a :class:`~vecalchemy.BuildSettings` from
+    :func:`~vecalchemy.index_build_settings`, a mapping of those two names, or
+    ``"auto"`` (an ``HnswIndex`` / ``IvfflatIndex`` only: ``index_build_settings`` of the
+    table's ``pg_class.reltuples``, or its row count when never analysed, and the
+    index's dimension, method, ``m`` / ``lists``). Values the server cannot take are
+    capped, with a ``RuntimeWarning`` saying so: ``maintenance_work_mem`` at 2 TB
+    (2147483647 kB), workers at the server's ``max_parallel_workers``.
+
     Raises :class:`~vecalchemy.exc.IndexDefinitionError` for a CONCURRENTLY index on a
     Connection inside a transaction and for an index attached to no table, ``TypeError``
-    for a ``bind`` that is neither an Engine nor a Connection; database errors
-    propagate.
+    for a ``bind`` that is neither an Engine nor a Connection, ``ValueError`` for bad
+    ``settings`` (before anything is sent); database errors propagate.
     """
     if not isinstance(bind, (Engine, Connection)):
         raise TypeError(f"expected an Engine or Connection, got {type(bind).__name__}")
@@ -378,14 +390,15 @@ def build_vector_index(
             f"index {index.name!r} is not attached to a table; declare it in the Table (or "
             "__table_args__), or name a Column rather than a column name"
         )
+    wanted = _check_settings(settings, index)
     concurrently = bool(index.dialect_options["postgresql"]["concurrently"])
     if concurrently:
-        _build_concurrently(bind, index, checkfirst, progress, poll_interval)
+        _build_concurrently(bind, index, checkfirst, progress, poll_interval, wanted)
     elif isinstance(bind, Engine):
         with bind.begin() as conn:
-            _build(conn, index, checkfirst, progress, poll_interval)
+            _build(conn, index, checkfirst, progress, poll_interval, settings=wanted)
     else:
-        _build(bind, index, checkfirst, progress, poll_interval)
+        _build(bind, index, checkfirst, progress, poll_interval, settings=wanted)
 
 
 def _build_concurrently(
@@ -394,6 +407,7 @@ def _build_concurrently(
     checkfirst: bool,
     progress: bool | Callable[[BuildProgress], None],
     poll_interval: float,
+    settings: dict[str, int] | str | None = None,
 ) -> None:
     """Build on an AUTOCOMMIT connection; if the build fails (an error, a terminated
     backend, a lost server, an interrupt), drop the INVALID index it left from a fresh
@@ -404,7 +418,7 @@ def _build_concurrently(
         with concurrent_connection(bind, index) as conn:
             target = _target(conn, index)
             pid = target.pid if target is not None else None
-            _build(conn, index, checkfirst, progress, poll_interval, pid=pid)
+            _build(conn, index, checkfirst, progress, poll_interval, pid=pid, settings=settings)
     except BaseException as e:
         if target is not None:
             given = bind if isinstance(bind, Connection) else None
@@ -456,9 +470,11 @@ def _build(
     poll_interval: float,
     *,
     pid: int | None = None,
+    settings: dict[str, int] | str | None = None,
 ) -> None:
     """Create ``index`` on ``conn``, a watcher reporting progress meanwhile; ``pid`` is
-    the connection's backend pid when already known."""
+    the connection's backend pid when already known; ``settings`` (checked) are applied
+    to the session for the build and restored after it."""
     bar: _TqdmReporter | None = None
     report: Callable[[BuildProgress], None] | None = None
     if callable(progress):
@@ -476,6 +492,7 @@ def _build(
             pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         start = _start_task_watcher if conn.dialect.is_async else _start_thread_watcher
         finish = start(conn.engine, pid, report, poll_interval, str(index.name))
+    restore = _apply_build_settings(conn, index, settings) if settings is not None else None
     try:
         Index.create(index, conn, checkfirst)
     finally:
@@ -483,6 +500,126 @@ def _build(
             finish()
         if bar is not None:
             bar.close()
+        if restore is not None and not conn.invalidated:
+            with suppress(DBAPIError):  # an aborted transaction reverts them itself
+                _set_gucs(conn, restore)
+
+
+#: the build settings build_vector_index applies, and the most the server takes of each
+_BUILD_GUCS = ("maintenance_work_mem", "max_parallel_maintenance_workers")
+_MAX_WORK_MEM_KB = 2147483647  # MAX_KILOBYTES, src/include/utils/guc.h (64-bit)
+_MAX_WORKERS = 1024  # max_parallel_maintenance_workers' own limit (MAX_PARALLEL_WORKER_LIMIT)
+
+
+def _check_settings(
+    settings: BuildSettings | Mapping[str, int] | str | None, index: Index
+) -> dict[str, int] | str | None:
+    """``settings`` as ``{GUC name: int}`` (bytes for ``maintenance_work_mem``), or
+    ``"auto"``; ``ValueError`` for anything else, before anything is sent."""
+    if settings is None:
+        return None
+    if isinstance(settings, str):
+        if settings != "auto":
+            raise ValueError(
+                f"settings must be a BuildSettings, a mapping or 'auto', got {settings!r}"
+            )
+        if getattr(index, "spec", None) is None:
+            raise ValueError(
+                "settings='auto' needs an HnswIndex or IvfflatIndex over a typed column; for "
+                "this index pass index_build_settings(rows, dim, ...)"
+            )
+        return "auto"
+    if isinstance(settings, BuildSettings):
+        given: Mapping[str, Any] = {
+            "maintenance_work_mem": settings.maintenance_work_mem,
+            "max_parallel_maintenance_workers": settings.max_parallel_maintenance_workers,
+        }
+    elif isinstance(settings, Mapping):
+        given = settings
+    else:
+        raise ValueError(
+            f"settings must be a BuildSettings, a mapping or 'auto', got {type(settings).__name__}"
+        )
+    checked: dict[str, int] = {}
+    for name, value in given.items():
+        if name not in _BUILD_GUCS:
+            raise ValueError(f"unknown build setting {name!r}; expected " + ", ".join(_BUILD_GUCS))
+        low = 1024 * 1024 if name == "maintenance_work_mem" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            unit = " bytes (at least 1 MB)" if low else ""
+            raise ValueError(f"{name} must be an int >= {low}{unit}, got {value!r}")
+        checked[name] = value
+    return checked
+
+
+def _auto_settings(conn: Connection, index: Index) -> dict[str, int]:
+    """:func:`~vecalchemy.index_build_settings` for ``index`` from its table's size."""
+    spec = getattr(index, "spec", None)
+    assert spec is not None and index.table is not None
+    table = sqltext.regclass_text(index.table.name, conn.schema_for_object(index.table))
+    rows = conn.execute(
+        text("SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(:t)"),
+        {"t": table},
+    ).scalar()
+    if rows is None or rows < 0:  # never vacuumed or analysed
+        rows = conn.execute(select(func.count()).select_from(index.table)).scalar_one()
+    options = dict(spec.options)
+    estimate = index_build_settings(
+        max(int(rows), 1),
+        spec.dim,
+        method=spec.method,
+        sql_type=spec.sql_type if spec.sql_type in ("vector", "halfvec", "bit") else "vector",
+        **{k: v for k, v in options.items() if k in ("m", "lists")},
+    )
+    return {
+        "maintenance_work_mem": estimate.maintenance_work_mem,
+        "max_parallel_maintenance_workers": estimate.max_parallel_maintenance_workers,
+    }
+
+
+def _set_gucs(conn: Connection, values: Mapping[str, str]) -> None:
+    local = not is_autocommit(conn)  # in a transaction: SET LOCAL, gone at its end anyway
+    for name, value in values.items():
+        conn.execute(text("SELECT set_config(:n, :v, :l)"), {"n": name, "v": value, "l": local})
+
+
+def _apply_build_settings(
+    conn: Connection, index: Index, settings: dict[str, int] | str
+) -> dict[str, str]:
+    """Set the build settings on ``conn``'s session (capped to what the server takes,
+    with a warning) and return the previous values, to restore."""
+    wanted = _auto_settings(conn, index) if settings == "auto" else settings
+    assert isinstance(wanted, dict)
+    names = [*wanted, "max_parallel_workers"]
+    row = conn.execute(
+        text("SELECT " + ", ".join(f"current_setting(:g{i})" for i in range(len(names)))),
+        {f"g{i}": n for i, n in enumerate(names)},
+    ).one()
+    current = dict(zip(names, (str(v) for v in row), strict=True))
+    values: dict[str, str] = {}
+    for name, value in wanted.items():
+        if name == "maintenance_work_mem":
+            kb = -(-value // 1024)
+            if kb > _MAX_WORK_MEM_KB:
+                _capped(index, name, f"{kb}kB", f"{_MAX_WORK_MEM_KB}kB", "the server's maximum")
+                kb = _MAX_WORK_MEM_KB
+            values[name] = f"{kb}kB"
+        else:
+            cap = min(int(current["max_parallel_workers"]), _MAX_WORKERS)
+            if value > cap:
+                _capped(index, name, str(value), str(cap), "max_parallel_workers")
+                value = cap
+            values[name] = str(value)
+    _set_gucs(conn, values)
+    return {name: current[name] for name in values}
+
+
+def _capped(index: Index, name: str, wanted: str, cap: str, why: str) -> None:
+    warnings.warn(
+        f"building index {index.name!r}: {name} {wanted} capped to {cap} ({why})",
+        RuntimeWarning,
+        stacklevel=5,
+    )
 
 
 def build_plainly_in_transaction(
