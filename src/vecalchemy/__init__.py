@@ -50,6 +50,7 @@ from .indexes import (
     validate_vector_index,
     vector_index_spec,
 )
+from .plan_guard import install_plan_guard
 from .plugin import VecalchemyPlugin, install
 from .prepared import PreparedQuery
 from .psycopg import (
@@ -68,6 +69,7 @@ from .search import (
     iterative_search,
     search_settings,
 )
+from .tuning import TunedSearchSetting, TuningPoint, tune_search_settings
 from .types import Bit, HalfVec, SparseVec, Vector, VectorType, register_reflection
 from .values import SparseVector
 
@@ -119,10 +121,14 @@ __all__ = [
     "iterative_search",
     "binary_quantized_search",
     "best_chunk_distance",
+    "tune_search_settings",
+    "TunedSearchSetting",
+    "TuningPoint",
     "PreparedQuery",
     "IndexProblem",
     "check_query",
     "install_query_checks",
+    "install_plan_guard",
     "IndexUsage",
     "explain_index_usage",
     "measure_recall",

@@ -13,6 +13,8 @@ __all__ = [
     "IndexDefinitionError",
     "SearchSettingError",
     "VectorIndexWarning",
+    "VectorPlanWarning",
+    "VectorPlanError",
     "UnsupportedSQLAlchemyError",
     "InvalidIdentifierError",
     "UnsafeSQLError",
@@ -45,6 +47,22 @@ class VectorIndexWarning(UserWarning):
 
     Turn it into an error with ``warnings.simplefilter("error", VectorIndexWarning)``.
     """
+
+
+class VectorPlanWarning(VectorIndexWarning):
+    """The server's plan for an ``ORDER BY <distance> LIMIT k`` statement on a table with
+    a vector index scans no vector index (a sequential scan and sort, most often).
+
+    Given by :func:`~vecalchemy.plan_guard.install_plan_guard`; the planner can prefer
+    the heap although the query has the index's shape, e.g. when vectors over ~500
+    dimensions are TOASTed and the table scan looks cheap (pgvector issue #784, pull
+    request #133).
+    """
+
+
+class VectorPlanError(VecalchemyError, RuntimeError):
+    """Raised instead of :class:`VectorPlanWarning` by a plan guard installed with
+    ``action="raise"``: the statement was planned (EXPLAIN) and not executed."""
 
 
 class UnsupportedSQLAlchemyError(VecalchemyError, RuntimeError):
