@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vecalchemy import HnswIndex, SparseVec, SparseVector, Vector, build_vector_index
 from vecalchemy.bulk import copy_rows, copy_rows_async
-from vecalchemy.indexes import build as build_module
 from vecalchemy.indexes import build_vector_index_async
+from vecalchemy.indexes import cleanup as cleanup_module
 from vecalchemy.testing import driver_url, libpq_conninfo
 
 DIM = 32
@@ -438,7 +438,7 @@ def test_a_cleanup_that_cannot_drop_says_how_to(
     def refuse(*args: Any) -> None:
         raise RuntimeError("no connection to be had")
 
-    monkeypatch.setattr(build_module, "_drop_if_invalid_on", refuse)
+    monkeypatch.setattr(cleanup_module, "_drop_if_invalid_on", refuse)
     with pytest.raises(DBAPIError, match="more than 1000 non-zero elements") as err:
         HnswIndex(ODD_INDEX, t.c.sv, metric="l2", concurrently=True).create(engine)
     (note,) = err.value.__notes__

@@ -40,7 +40,7 @@ from vecalchemy.facts import (
     opclass_info,
 )
 from vecalchemy.indexes import validate_vector_index
-from vecalchemy.indexes.build import add_note, build_target, drop_invalid_index
+from vecalchemy.indexes.cleanup import add_note, build_target, drop_invalid_index
 from vecalchemy.types import TYPES_BY_SQL_TYPE, VectorType
 
 from .ddl import (

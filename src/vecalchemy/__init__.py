@@ -40,6 +40,7 @@ from .functions import (
     vector_dims,
     vector_norm,
 )
+from .hybrid import hybrid_search
 from .indexes import (
     BuildProgress,
     HnswIndex,
@@ -121,6 +122,7 @@ __all__ = [
     "iterative_search",
     "binary_quantized_search",
     "best_chunk_distance",
+    "hybrid_search",
     "tune_search_settings",
     "TunedSearchSetting",
     "TuningPoint",

@@ -11,15 +11,15 @@ phases reported are pgvector's (src/hnsw.c, src/ivfflat.c).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Index, func, select, text
+from sqlalchemy import Index, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
@@ -27,7 +27,9 @@ from sqlalchemy.schema import CreateIndex
 from .. import sqltext
 from ..connections import autocommit_connection, is_autocommit
 from ..exc import IndexDefinitionError
-from ..facts import BuildSettings, index_build_settings
+from ..facts import MAX_IDENTIFIER_BYTES, BuildSettings
+from .build_settings import apply_build_settings, check_settings, set_gucs
+from .cleanup import BuildTarget, add_note, drop_invalid_index, target_of
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,10 +40,7 @@ __all__ = [
     "build_vector_index_async",
     "build_plainly_in_transaction",
     "concurrent_connection",
-    "BuildTarget",
-    "build_target",
-    "drop_invalid_index",
-    "add_note",
+    "partition_index_name",
 ]
 
 
@@ -65,29 +64,6 @@ _PROGRESS_SQL = text(
     "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total "
     "FROM pg_stat_progress_create_index WHERE pid = :pid"
 )
-#: the build's backend and the schema its table resolves to (the given schema, or the one
-#: the search_path finds), read before a CONCURRENTLY build so the cleanup can find the
-#: index from another connection; names are bound, compared raw in the catalog
-_TARGET_SQL = text(
-    "SELECT pg_backend_pid(), COALESCE(CAST(:schema AS text), "
-    "(SELECT CAST(n.nspname AS text) FROM pg_catalog.pg_class c "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = :table AND pg_catalog.pg_table_is_visible(c.oid)))"
-)
-#: the index's validity, and whether a build of it is still running somewhere
-_INDEX_STATE_SQL = text(
-    "SELECT i.indisvalid, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p "
-    "WHERE p.index_relid = ic.oid) "
-    "FROM pg_catalog.pg_class ic "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = ic.relnamespace "
-    "JOIN pg_catalog.pg_index i ON i.indexrelid = ic.oid "
-    "JOIN pg_catalog.pg_class t ON t.oid = i.indrelid "
-    "WHERE n.nspname = :schema AND ic.relname = :name AND t.relname = :table"
-)
-#: how long the cleanup waits for a build still running on the server to end (a
-#: terminated or cancelled backend leaves within milliseconds) before leaving it alone
-_BUILD_END_WAIT = 5.0
-_BUILD_END_POLL = 0.05
 
 
 def concurrent_connection(bind: Any, index: Index) -> AbstractContextManager[Connection]:
@@ -107,120 +83,6 @@ def concurrent_connection(bind: Any, index: Index) -> AbstractContextManager[Con
         )
 
     return autocommit_connection(bind, refusal)
-
-
-@dataclass(frozen=True)
-class BuildTarget:
-    """Where a CONCURRENTLY build puts its index: the table's schema as resolved on the
-    build's connection (``schema_translate_map`` and search_path included), the table's
-    and index's raw names, and the build's backend pid."""
-
-    schema: str
-    table: str
-    name: str
-    pid: int
-
-
-def build_target(
-    conn: Connection, schema: str | None, table: str, name: str
-) -> BuildTarget | None:
-    """Read the :class:`BuildTarget` of index ``name`` on ``schema.table`` (``schema``
-    None: as the search_path finds the table) on the build's connection, before the
-    build; ``None`` when the table is not found (the build then fails without leaving
-    an index)."""
-    params = {"schema": schema, "table": table}
-    pid, found = conn.execute(_TARGET_SQL, params).one()
-    if found is None:
-        return None
-    return BuildTarget(str(found), table, name, int(pid))
-
-
-def _target(conn: Connection, index: Index) -> BuildTarget | None:
-    table = index.table
-    assert table is not None and index.name is not None
-    return build_target(conn, conn.schema_for_object(table), str(table.name), str(index.name))
-
-
-def _drop_statement(dialect: Any, target: BuildTarget) -> str:
-    """The DROP statement as a person would run it (in psql, say: no driver's ``%%``)."""
-    name = sqltext.qualified(dialect, target.name, target.schema)
-    return f"DROP INDEX CONCURRENTLY IF EXISTS {name}"
-
-
-def _sleep(engine: Engine, seconds: float) -> None:
-    """Sleep without blocking the event loop of an async engine (inside its greenlet)."""
-    if engine.dialect.is_async:
-        from sqlalchemy.util import await_only
-
-        await_only(asyncio.sleep(seconds))
-    else:
-        time.sleep(seconds)
-
-
-def _drop_if_invalid_on(conn: Connection, target: BuildTarget) -> str | None:
-    """On an AUTOCOMMIT connection: wait (briefly) for a build still running to end, then
-    drop the index if it is INVALID. Returns the note for the error, or None when
-    nothing was left (no index, or a valid one)."""
-    params = {"schema": target.schema, "name": target.name, "table": target.table}
-    deadline = time.monotonic() + _BUILD_END_WAIT
-    while True:
-        row = conn.execute(_INDEX_STATE_SQL, params).first()
-        if row is None or row[0]:
-            return None
-        if not row[1]:
-            break
-        if time.monotonic() >= deadline:
-            return (
-                f"the INVALID index {target.name!r} is still being built on the server "
-                f"(the build's backend was pid {target.pid}); once that build ends, if the "
-                f"index is still INVALID, drop it with: {_drop_statement(conn.dialect, target)}"
-            )
-        _sleep(conn.engine, _BUILD_END_POLL)
-    # in the table's schema as the build resolved it, whatever this connection's search_path
-    conn.execute(sqltext.Statement(_drop_statement(conn.dialect, target)))
-    return f"the INVALID index {target.name!r} the failed build left was dropped"
-
-
-def drop_invalid_index(
-    engine: Engine, target: BuildTarget, given: Connection | None = None
-) -> str | None:
-    """Drop the INVALID index a failed CONCURRENTLY build left, from a fresh AUTOCOMMIT
-    connection of ``engine`` (the build's own may be dead: a terminated backend, a lost
-    server); a pooled connection found dead is replaced once. When no fresh connection
-    can be had and the caller's AUTOCOMMIT connection ``given`` is still usable, that
-    one. Returns the note for the error."""
-    error: BaseException | None = None
-    for _ in range(2):
-        try:
-            with engine.connect() as fresh:
-                fresh = fresh.execution_options(isolation_level="AUTOCOMMIT")
-                return _drop_if_invalid_on(fresh, target)
-        except DBAPIError as e:
-            error = e
-            if not e.connection_invalidated:
-                break
-        except Exception as e:  # no connection to be had (a pool timeout, a refused connect)
-            error = e
-            break
-    if given is not None and not given.closed and not given.invalidated:
-        try:
-            return _drop_if_invalid_on(given, target)
-        except Exception as e:
-            error = e
-    return (
-        f"the failed build may have left the INVALID index {target.name!r}, and it could "
-        f"not be dropped ({type(error).__name__}: {error}); drop it with: "
-        f"{_drop_statement(engine.dialect, target)}"
-    )
-
-
-def add_note(error: BaseException, note: str) -> None:
-    """Attach ``note`` to ``error`` (a ``RuntimeWarning`` on Python 3.10, which has no
-    exception notes)."""
-    if hasattr(error, "add_note"):
-        error.add_note(note)
-    else:  # Python 3.10: no exception notes
-        warnings.warn(note, RuntimeWarning, stacklevel=3)
 
 
 def _watch(
@@ -363,6 +225,14 @@ def build_vector_index(
     build still running on the server (its client interrupted) is waited for a few
     seconds, and never dropped while it runs.
 
+    On a partitioned table (where PostgreSQL refuses ``CREATE INDEX CONCURRENTLY``) a
+    ``concurrently=True`` index is built as PostgreSQL allows: ``CREATE INDEX ... ON ONLY``
+    the parent, then each partition's index ``CONCURRENTLY`` (named by
+    :func:`partition_index_name`, progress reported per partition) attached to it with
+    ``ALTER INDEX ... ATTACH PARTITION``; a failed build drops what it made (the
+    partition's INVALID index, those built, the parent's). Sub-partitioned partitions are
+    refused (``IndexDefinitionError``).
+
     Any driver: psycopg, psycopg2, pg8000, and async engines (asyncpg, psycopg async)
     through their sync API inside SQLAlchemy's greenlet — ``await
     async_conn.run_sync(build_vector_index, index)``, or
@@ -390,7 +260,7 @@ def build_vector_index(
             f"index {index.name!r} is not attached to a table; declare it in the Table (or "
             "__table_args__), or name a Column rather than a column name"
         )
-    wanted = _check_settings(settings, index)
+    wanted = check_settings(settings, index)
     concurrently = bool(index.dialect_options["postgresql"]["concurrently"])
     if concurrently:
         _build_concurrently(bind, index, checkfirst, progress, poll_interval, wanted)
@@ -414,13 +284,27 @@ def _build_concurrently(
     connection, once the build's own connection is given back, and re-raise the error
     with a note saying what happened."""
     target: BuildTarget | None = None
+    partitioned: _PartitionedBuild | None = None
     try:
         with concurrent_connection(bind, index) as conn:
-            target = _target(conn, index)
+            target = target_of(conn, index)
             pid = target.pid if target is not None else None
-            _build(conn, index, checkfirst, progress, poll_interval, pid=pid, settings=settings)
+            if target is not None and _is_partitioned(conn, target):
+                partitioned = _PartitionedBuild(target)
+                _build_partitions(
+                    conn, index, partitioned, checkfirst, progress, poll_interval, settings
+                )
+            else:
+                _build(
+                    conn, index, checkfirst, progress, poll_interval, pid=pid, settings=settings
+                )
     except BaseException as e:
-        if target is not None:
+        if partitioned is not None:
+            given = bind if isinstance(bind, Connection) else None
+            note = _drop_partitioned_build(bind.engine, partitioned, given)
+            if note is not None:
+                add_note(e, note)
+        elif target is not None:
             given = bind if isinstance(bind, Connection) else None
             note = drop_invalid_index(bind.engine, target, given)
             if note is not None:
@@ -471,10 +355,14 @@ def _build(
     *,
     pid: int | None = None,
     settings: dict[str, int] | str | None = None,
+    statement: sqltext.Statement | None = None,
+    label: str | None = None,
 ) -> None:
     """Create ``index`` on ``conn``, a watcher reporting progress meanwhile; ``pid`` is
     the connection's backend pid when already known; ``settings`` (checked) are applied
-    to the session for the build and restored after it."""
+    to the session for the build and restored after it. ``statement`` (one partition's
+    ``CREATE INDEX``, named ``label``) is run instead of the index's own DDL."""
+    name = str(index.name) if label is None else label
     bar: _TqdmReporter | None = None
     report: Callable[[BuildProgress], None] | None = None
     if callable(progress):
@@ -485,16 +373,19 @@ def _build(
         except ImportError:  # the "progress" extra is optional: no bar, as copy_rows
             tqdm = None
         if tqdm is not None:
-            report = bar = _TqdmReporter(str(index.name), tqdm)
+            report = bar = _TqdmReporter(name, tqdm)
     finish: Callable[[], None] | None = None
     if report is not None:
         if pid is None:
             pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         start = _start_task_watcher if conn.dialect.is_async else _start_thread_watcher
-        finish = start(conn.engine, pid, report, poll_interval, str(index.name))
-    restore = _apply_build_settings(conn, index, settings) if settings is not None else None
+        finish = start(conn.engine, pid, report, poll_interval, name)
+    restore = apply_build_settings(conn, index, settings) if settings is not None else None
     try:
-        Index.create(index, conn, checkfirst)
+        if statement is None:
+            Index.create(index, conn, checkfirst)
+        else:
+            conn.execute(statement)
     finally:
         if finish is not None:
             finish()
@@ -502,124 +393,7 @@ def _build(
             bar.close()
         if restore is not None and not conn.invalidated:
             with suppress(DBAPIError):  # an aborted transaction reverts them itself
-                _set_gucs(conn, restore)
-
-
-#: the build settings build_vector_index applies, and the most the server takes of each
-_BUILD_GUCS = ("maintenance_work_mem", "max_parallel_maintenance_workers")
-_MAX_WORK_MEM_KB = 2147483647  # MAX_KILOBYTES, src/include/utils/guc.h (64-bit)
-_MAX_WORKERS = 1024  # max_parallel_maintenance_workers' own limit (MAX_PARALLEL_WORKER_LIMIT)
-
-
-def _check_settings(
-    settings: BuildSettings | Mapping[str, int] | str | None, index: Index
-) -> dict[str, int] | str | None:
-    """``settings`` as ``{GUC name: int}`` (bytes for ``maintenance_work_mem``), or
-    ``"auto"``; ``ValueError`` for anything else, before anything is sent."""
-    if settings is None:
-        return None
-    if isinstance(settings, str):
-        if settings != "auto":
-            raise ValueError(
-                f"settings must be a BuildSettings, a mapping or 'auto', got {settings!r}"
-            )
-        if getattr(index, "spec", None) is None:
-            raise ValueError(
-                "settings='auto' needs an HnswIndex or IvfflatIndex over a typed column; for "
-                "this index pass index_build_settings(rows, dim, ...)"
-            )
-        return "auto"
-    if isinstance(settings, BuildSettings):
-        given: Mapping[str, Any] = {
-            "maintenance_work_mem": settings.maintenance_work_mem,
-            "max_parallel_maintenance_workers": settings.max_parallel_maintenance_workers,
-        }
-    elif isinstance(settings, Mapping):
-        given = settings
-    else:
-        raise ValueError(
-            f"settings must be a BuildSettings, a mapping or 'auto', got {type(settings).__name__}"
-        )
-    checked: dict[str, int] = {}
-    for name, value in given.items():
-        if name not in _BUILD_GUCS:
-            raise ValueError(f"unknown build setting {name!r}; expected " + ", ".join(_BUILD_GUCS))
-        low = 1024 * 1024 if name == "maintenance_work_mem" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            unit = " bytes (at least 1 MB)" if low else ""
-            raise ValueError(f"{name} must be an int >= {low}{unit}, got {value!r}")
-        checked[name] = value
-    return checked
-
-
-def _auto_settings(conn: Connection, index: Index) -> dict[str, int]:
-    """:func:`~vecalchemy.index_build_settings` for ``index`` from its table's size."""
-    spec = getattr(index, "spec", None)
-    assert spec is not None and index.table is not None
-    table = sqltext.regclass_text(index.table.name, conn.schema_for_object(index.table))
-    rows = conn.execute(
-        text("SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(:t)"),
-        {"t": table},
-    ).scalar()
-    if rows is None or rows < 0:  # never vacuumed or analysed
-        rows = conn.execute(select(func.count()).select_from(index.table)).scalar_one()
-    options = dict(spec.options)
-    estimate = index_build_settings(
-        max(int(rows), 1),
-        spec.dim,
-        method=spec.method,
-        sql_type=spec.sql_type if spec.sql_type in ("vector", "halfvec", "bit") else "vector",
-        **{k: v for k, v in options.items() if k in ("m", "lists")},
-    )
-    return {
-        "maintenance_work_mem": estimate.maintenance_work_mem,
-        "max_parallel_maintenance_workers": estimate.max_parallel_maintenance_workers,
-    }
-
-
-def _set_gucs(conn: Connection, values: Mapping[str, str]) -> None:
-    local = not is_autocommit(conn)  # in a transaction: SET LOCAL, gone at its end anyway
-    for name, value in values.items():
-        conn.execute(text("SELECT set_config(:n, :v, :l)"), {"n": name, "v": value, "l": local})
-
-
-def _apply_build_settings(
-    conn: Connection, index: Index, settings: dict[str, int] | str
-) -> dict[str, str]:
-    """Set the build settings on ``conn``'s session (capped to what the server takes,
-    with a warning) and return the previous values, to restore."""
-    wanted = _auto_settings(conn, index) if settings == "auto" else settings
-    assert isinstance(wanted, dict)
-    names = [*wanted, "max_parallel_workers"]
-    row = conn.execute(
-        text("SELECT " + ", ".join(f"current_setting(:g{i})" for i in range(len(names)))),
-        {f"g{i}": n for i, n in enumerate(names)},
-    ).one()
-    current = dict(zip(names, (str(v) for v in row), strict=True))
-    values: dict[str, str] = {}
-    for name, value in wanted.items():
-        if name == "maintenance_work_mem":
-            kb = -(-value // 1024)
-            if kb > _MAX_WORK_MEM_KB:
-                _capped(index, name, f"{kb}kB", f"{_MAX_WORK_MEM_KB}kB", "the server's maximum")
-                kb = _MAX_WORK_MEM_KB
-            values[name] = f"{kb}kB"
-        else:
-            cap = min(int(current["max_parallel_workers"]), _MAX_WORKERS)
-            if value > cap:
-                _capped(index, name, str(value), str(cap), "max_parallel_workers")
-                value = cap
-            values[name] = str(value)
-    _set_gucs(conn, values)
-    return {name: current[name] for name in values}
-
-
-def _capped(index: Index, name: str, wanted: str, cap: str, why: str) -> None:
-    warnings.warn(
-        f"building index {index.name!r}: {name} {wanted} capped to {cap} ({why})",
-        RuntimeWarning,
-        stacklevel=5,
-    )
+                set_gucs(conn, restore)
 
 
 def build_plainly_in_transaction(
@@ -650,3 +424,187 @@ def build_plainly_in_transaction(
     finally:
         options["concurrently"] = True
     return False
+
+
+# --- CONCURRENTLY on a partitioned table ------------------------------------------------
+
+#: the table's relkind, by raw names ('p': a partitioned table)
+_RELKIND_SQL = text(
+    "SELECT CAST(c.relkind AS text) FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = :schema AND c.relname = :table"
+)
+#: the partitions of a table, by raw names: each one's name, schema and relkind
+_PARTITIONS_SQL = text(
+    "SELECT CAST(c.relname AS text), CAST(n.nspname AS text), CAST(c.relkind AS text) "
+    "FROM pg_catalog.pg_inherits i "
+    "JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE i.inhparent = (SELECT p.oid FROM pg_catalog.pg_class p "
+    "JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace "
+    "WHERE pn.nspname = :schema AND p.relname = :table) "
+    "ORDER BY c.relname"
+)
+#: whether an index of that name exists in the schema
+_INDEX_EXISTS_SQL = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = :schema AND c.relname = :name AND c.relkind IN ('i', 'I'))"
+)
+
+
+@dataclass
+class _PartitionedBuild:
+    """What a CONCURRENTLY build on a partitioned table has created so far: the parent's
+    index (``CREATE INDEX ... ON ONLY``, once made), the partitions' indexes built, and
+    the one being built."""
+
+    parent: BuildTarget
+    parent_made: bool = False
+    children: list[BuildTarget] | None = None
+    current: BuildTarget | None = None
+
+
+def _is_partitioned(conn: Connection, target: BuildTarget) -> bool:
+    params = {"schema": target.schema, "table": target.table}
+    return conn.execute(_RELKIND_SQL, params).scalar() == "p"
+
+
+def partition_index_name(index_name: str, partition: str) -> str:
+    """The name of ``index_name``'s index on ``partition``: ``<index>_<partition>``, or,
+    over PostgreSQL's 63 bytes, its UTF-8 prefix and ``_`` with 8 hex digits of a hash
+    of the whole name (the same partition always gets the same name)."""
+    full = f"{index_name}_{partition}"
+    if len(full.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
+        return sqltext.check_identifier(full, "partition index name")
+    digest = hashlib.sha256(full.encode("utf-8")).hexdigest()[:8]
+    room = MAX_IDENTIFIER_BYTES - len(digest) - 1
+    head = full.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return sqltext.check_identifier(f"{head}_{digest}", "partition index name")
+
+
+def _index_tail(conn: Connection, index: Index) -> str:
+    """The index's own ``CREATE INDEX`` after ``ON <table>``: ``USING ... (expr opclass)
+    WITH (...) WHERE ...``, exact (compiled with literal values, nothing escaped)."""
+    table = index.table
+    assert table is not None and index.name is not None
+    ddl = sqltext.exact_sql(CreateIndex(index), conn.dialect)
+    prefix = (
+        f"CREATE INDEX CONCURRENTLY {sqltext.quote(conn.dialect, str(index.name))} "
+        f"ON {sqltext.table_name(conn.dialect, table)} "
+    )
+    if not ddl.startswith(prefix):
+        raise IndexDefinitionError(
+            f"index {index.name!r} on the partitioned table {table.name!r} cannot be built "
+            "CONCURRENTLY partition by partition: its DDL is not of the form "
+            "CREATE INDEX CONCURRENTLY name ON table ...; build it with concurrently=False"
+        )
+    return ddl[len(prefix) :]
+
+
+def _build_partitions(
+    conn: Connection,
+    index: Index,
+    state: _PartitionedBuild,
+    checkfirst: bool,
+    progress: bool | Callable[[BuildProgress], None],
+    poll_interval: float,
+    settings: dict[str, int] | str | None,
+) -> None:
+    """PostgreSQL refuses ``CREATE INDEX CONCURRENTLY`` on a partitioned table; build it
+    as PostgreSQL allows: the parent's index ``ON ONLY`` the parent (INVALID until every
+    partition's is attached), each partition's ``CONCURRENTLY``, then attached. What was
+    made is recorded in ``state`` for the cleanup of a failed build."""
+    dialect = conn.dialect
+    parent = state.parent
+    if (
+        checkfirst
+        and conn.execute(
+            _INDEX_EXISTS_SQL, {"schema": parent.schema, "name": parent.name}
+        ).scalar()
+    ):
+        return
+    tail = _index_tail(conn, index)
+    partitions = conn.execute(
+        _PARTITIONS_SQL, {"schema": parent.schema, "table": parent.table}
+    ).all()
+    for name, _, relkind in partitions:
+        if relkind != "r":
+            kind = "sub-partitioned" if relkind == "p" else f"of relkind {relkind!r}"
+            raise IndexDefinitionError(
+                f"index {index.name!r}: the partition {name!r} of {parent.table!r} is {kind}; "
+                "concurrently=True builds over partitions that are plain tables only: build "
+                "it with concurrently=False, or index each partition yourself"
+            )
+    parent_index = sqltext.qualified(dialect, parent.name, parent.schema)
+    conn.execute(
+        sqltext.Statement(
+            f"CREATE INDEX {sqltext.quote(dialect, parent.name)} "
+            f"ON ONLY {sqltext.qualified(dialect, parent.table, parent.schema)} {tail}"
+        )
+    )
+    state.parent_made = True
+    state.children = []
+    for name, schema, _ in partitions:
+        child = BuildTarget(str(schema), str(name), partition_index_name(parent.name, name), 0)
+        state.current = child
+        _build(
+            conn,
+            index,
+            False,
+            progress,
+            poll_interval,
+            pid=parent.pid,
+            settings=settings,
+            statement=sqltext.Statement(
+                f"CREATE INDEX CONCURRENTLY {sqltext.quote(dialect, child.name)} "
+                f"ON {sqltext.qualified(dialect, child.table, child.schema)} {tail}"
+            ),
+            label=child.name,
+        )
+        state.children.append(child)
+        state.current = None
+        conn.execute(
+            sqltext.Statement(
+                f"ALTER INDEX {parent_index} ATTACH PARTITION "
+                f"{sqltext.qualified(dialect, child.name, child.schema)}"
+            )
+        )
+
+
+def _drop_partitioned_build(
+    engine: Engine, state: _PartitionedBuild, given: Connection | None
+) -> str | None:
+    """After a failed CONCURRENTLY build on a partitioned table: drop the INVALID index
+    of the partition being built (:func:`drop_invalid_index`), then the parent's index
+    (with the partitions' indexes attached to it) and those built but not yet attached.
+    Returns the note for the error."""
+    notes: list[str] = []
+    if state.current is not None:
+        pid_target = BuildTarget(
+            state.current.schema, state.current.table, state.current.name, state.parent.pid
+        )
+        note = drop_invalid_index(engine, pid_target, given)
+        if note is not None:
+            notes.append(note)
+    if not state.parent_made:
+        return "; ".join(notes) or None
+    dialect = engine.dialect
+    names = [state.parent, *(state.children or ())]
+    drops = [f"DROP INDEX IF EXISTS {sqltext.qualified(dialect, t.name, t.schema)}" for t in names]
+    try:
+        with engine.connect() as fresh:
+            fresh = fresh.execution_options(isolation_level="AUTOCOMMIT")
+            for drop in drops:
+                fresh.execute(sqltext.Statement(drop))
+    except Exception as e:
+        notes.append(
+            f"the indexes the failed build made could not be dropped ({type(e).__name__}: "
+            f"{e}); drop them with: " + "; ".join(drops)
+        )
+    else:
+        notes.append(
+            f"the index {state.parent.name!r} on ONLY the partitioned table and the "
+            "partitions' indexes the failed build made were dropped"
+        )
+    return "; ".join(notes)
