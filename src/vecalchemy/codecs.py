@@ -19,9 +19,7 @@ its matrix form :func:`check_dense_matrix` for ``copy_rows``.
 
 from __future__ import annotations
 
-import decimal
 import functools
-import numbers
 import re
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +38,7 @@ from .facts import (
     SPARSE_VALUE_WIRE,
     WIRE_DTYPES,
 )
-from .values import SparseVector, number_text, objects_to_float64
+from .values import SparseVector, is_real, number_text, objects_to_float64
 
 __all__ = [
     "check_dense",
@@ -154,7 +152,7 @@ def _check_array(
     """The checks and the rounding shared by :func:`check_dense` (one ``(n,)`` value)
     and :func:`check_dense_matrix` (``rows=True``: ``(rows, n)``)."""
     ndim = 2 if rows else 1
-    if arr.dtype.kind == "O" and arr.ndim == ndim and all(_is_real(x) for x in arr.flat):
+    if arr.dtype.kind == "O" and arr.ndim == ndim and all(is_real(x) for x in arr.flat):
         # e.g. Decimal values from a NUMERIC column, Python ints beyond int64
         converted, bad = objects_to_float64(arr)
         if bad is not None:
@@ -240,10 +238,6 @@ def dense_checker(
 
 def _same(arr: np.ndarray) -> np.ndarray:
     return arr
-
-
-def _is_real(x: object) -> bool:
-    return isinstance(x, (numbers.Real, decimal.Decimal)) and not isinstance(x, bool)
 
 
 def _raise_not_finite(arr: np.ndarray, out: np.ndarray, sql_type: str, refuse: _Refusal) -> None:

@@ -14,7 +14,8 @@ from .exc import InvalidVectorError
 from .facts import SPARSEVEC_MAX_DIM, SPARSEVEC_MAX_NNZ
 
 
-def _is_real(x: object) -> bool:
+def is_real(x: object) -> bool:
+    """A real number that is not a bool (``int``, ``float``, ``Decimal``, NumPy scalars)."""
     return isinstance(x, (numbers.Real, decimal.Decimal)) and not isinstance(x, bool)
 
 
@@ -147,7 +148,7 @@ class SparseVector:
                 f"sparsevec: expected numeric values, one number per index (got values of "
                 f"shape {vals.shape} for {idx.size} indices)"
             )
-        if vals.dtype.kind == "O" and all(_is_real(v) for v in vals):
+        if vals.dtype.kind == "O" and all(is_real(v) for v in vals):
             vals, unheld = objects_to_float64(vals)
             if unheld is not None:
                 i, kind = unheld
