@@ -158,19 +158,27 @@ def test_pruned_query_scans_the_partitions_own_index(
     assert any("Append" in line for line in unpruned.plan)
 
 
+@pytest.mark.parametrize(
+    ("parent", "parts", "name"),
+    [
+        ("Tenant%1", ["Tenant%1 a", "Tenant%1 b", "Tenant%1 c"], "Ix%Vec"),
+        # \:, quotes and a partition whose child index name needs the hash suffix
+        ('t\\:"q', ['p\\:"1', "é" * 30 + "x"], 'ix\\:"v'),
+    ],
+    ids=["percent", "colon-quote-long"],
+)
 def test_concurrently_builds_each_partition_and_attaches(
-    engine: Engine, raw_conn: psycopg.Connection
+    engine: Engine, raw_conn: psycopg.Connection, parent: str, parts: list[str], name: str
 ) -> None:
-    parts = ["Tenant%1 a", "Tenant%1 b", "Tenant%1 c"]
-    table = _partitioned(engine, "Tenant%1", "list", parts)
-    index = HnswIndex("Ix%Vec", table.c.e, m=8, ef_construction=32, concurrently=True)
+    table = _partitioned(engine, parent, "list", parts)
+    index = HnswIndex(name, table.c.e, m=8, ef_construction=32, concurrently=True)
     samples: list[BuildProgress] = []
     build_vector_index(engine, index, progress=samples.append, poll_interval=0.01)
-    assert _valid(raw_conn, "Ix%Vec") is True
-    attached = _partition_indexes(raw_conn, "Ix%Vec")
-    assert [(row[0], row[1], row[2]) for row in attached] == [
-        (p, partition_index_name("Ix%Vec", p), True) for p in parts
-    ]
+    assert _valid(raw_conn, name) is True
+    attached = _partition_indexes(raw_conn, name)
+    assert sorted((row[0], row[1], row[2]) for row in attached) == sorted(
+        (p, partition_index_name(name, p), True) for p in parts
+    )
     assert all("vector_l2_ops" in row[3] and "m='8'" in row[3] for row in attached)
     # checkfirst: the index is there, nothing is built again
     build_vector_index(engine, index, progress=False, checkfirst=True)
