@@ -100,7 +100,7 @@ def test_sqlmodel_usage_runs() -> None:
 def test_usage_checks_clean_under_pyright() -> None:
     files = [str(TYPING / f) for f in FILES if f != "reveal.py"]
     run = subprocess.run(
-        ["pyright", "--pythonpath", sys.executable, *files],
+        [sys.executable, "-m", "pyright", "--pythonpath", sys.executable, *files],
         capture_output=True,
         text=True,
         timeout=300,
