@@ -2,7 +2,8 @@
 
 Operations (``op.create_vector_index``, ``op.drop_vector_index``,
 ``op.create_vector_extension``, ``op.drop_vector_extension``,
-``op.alter_vector_extension_update``) live in :mod:`vecalchemy_alembic.ops`; importing
+``op.alter_vector_extension_update``, ``op.create_partition``, ``op.drop_partition``)
+live in :mod:`vecalchemy_alembic.ops`; importing
 it registers them (migrations that use them import it). Autogenerate comparators
 (vector indexes, the extension) are switched on in one of two ways:
 
@@ -35,6 +36,8 @@ __all__ = [
     "CreateVectorExtensionOp",
     "DropVectorExtensionOp",
     "AlterVectorExtensionUpdateOp",
+    "CreatePartitionOp",
+    "DropPartitionOp",
 ]
 
 #: the name to put in ``autogenerate_plugins`` (Alembic >= 1.18)
@@ -46,6 +49,8 @@ _OPS = (
     "CreateVectorExtensionOp",
     "DropVectorExtensionOp",
     "AlterVectorExtensionUpdateOp",
+    "CreatePartitionOp",
+    "DropPartitionOp",
 )
 _registered = False
 

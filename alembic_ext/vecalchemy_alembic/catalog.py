@@ -28,7 +28,14 @@ from vecalchemy.indexes import VectorIndexSpec
 
 from .ddl import create_index_sql
 
-__all__ = ["ReflectedVectorIndex", "reflect_vector_indexes", "canonical_forms"]
+__all__ = [
+    "ReflectedVectorIndex",
+    "reflect_vector_indexes",
+    "canonical_forms",
+    "attached_indexes",
+    "Partitioning",
+    "partitioning",
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,64 @@ def reflect_vector_indexes(
 ) -> dict[str, ReflectedVectorIndex]:
     """The HNSW/IVFFlat indexes of ``schema.table`` (schema ``None``: the current one)."""
     return _rows(conn, _BY_NAME, {"schema": schema, "table": table})
+
+
+#: the indexes of a table attached to a partitioned index of its parent
+_ATTACHED = text(
+    "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+    " WHERE i.relispartition AND x.indrelid = (SELECT c.oid FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = coalesce(:schema, current_schema()) AND c.relname = :table)"
+)
+
+#: relations of these names that are partitions or partitioned tables: schema, name,
+#: in the current schema, a partition, the partition key of a partitioned table
+_PARTITIONING = text(
+    "SELECT n.nspname, c.relname, n.nspname = current_schema(), c.relispartition,"
+    " CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE (c.relispartition OR c.relkind = 'p') AND c.relname = ANY(:names)"
+)
+
+
+def attached_indexes(conn: Connection, table: str, schema: str | None) -> set[str]:
+    """The indexes of ``schema.table`` that are partitions of a partitioned index of its
+    parent (``pg_class.relispartition``): made, replaced and dropped through the parent's
+    index only (PostgreSQL: "cannot drop index ... because index ... requires it")."""
+    rows = conn.execute(_ATTACHED, {"schema": schema, "table": table})
+    return {str(r[0]) for r in rows}
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """What the catalog says of some tables: which are partitions
+    (``pg_class.relispartition``: made by ``CREATE TABLE ... PARTITION OF`` or ``ATTACH
+    PARTITION``, sub-partitions too), and the partition key of those that are
+    partitioned (``pg_get_partkeydef``: ``LIST (tenant_id)``); keyed by ``(schema,
+    name)`` as asked (schema ``None``: the current one, as Alembic names the default
+    schema)."""
+
+    partitions: frozenset[tuple[str | None, str]]
+    keys: Mapping[tuple[str | None, str], str]
+
+
+def partitioning(conn: Connection, tables: Iterable[tuple[str | None, str]]) -> Partitioning:
+    """The :class:`Partitioning` of the ``(schema, name)`` pairs."""
+    wanted = set(tables)
+    partitions: set[tuple[str | None, str]] = set()
+    keys: dict[tuple[str | None, str], str] = {}
+    if not wanted:
+        return Partitioning(frozenset(), keys)
+    rows = conn.execute(_PARTITIONING, {"names": sorted({name for _, name in wanted})})
+    for schema, name, current, is_partition, key in rows:
+        for found in ((str(schema), str(name)), (None, str(name)) if current else None):
+            if found is None or found not in wanted:
+                continue
+            if is_partition:
+                partitions.add(found)
+            if key is not None:
+                keys[found] = str(key)
+    return Partitioning(frozenset(partitions), keys)
 
 
 def _columns(spec: VectorIndexSpec) -> list[Column[Any]]:

@@ -13,7 +13,19 @@
   vecalchemy type or creates a vector index and the database lacks pgvector, the
   migration creates the extension first (and the downgrade drops it last).
 
-Both honour ``include_object`` and ``include_name``.
+Partitioned tables: a vector index declared on a parent Table (one with
+``postgresql_partition_by``) is the parent's partitioned index (``pg_class.relkind``
+``'I'``) and is compared like any other; PostgreSQL builds and drops its child index on
+every partition, so a changed definition is one drop + create on the parent. The
+partitions themselves (``pg_class.relispartition``: ``CREATE TABLE ... PARTITION OF``,
+made at runtime, one per tenant or month, and not in the metadata) are left alone: no
+``drop_table`` and nothing about their indexes, which follow the parent's (a child index
+attached to the parent's is never proposed for a drop either, PostgreSQL refuses to drop
+it alone). To manage partitions in migrations, use ``op.create_partition`` /
+``op.drop_partition`` (:mod:`vecalchemy_alembic.ops`).
+
+All of it honours ``include_object`` and ``include_name``: the user's filters run first
+and see the partitions as usual.
 """
 
 from __future__ import annotations
@@ -31,11 +43,17 @@ from sqlalchemy.engine import Connection
 from vecalchemy.indexes import VectorIndexSpec, vector_index_spec
 from vecalchemy.types import VectorType
 
-from .catalog import ReflectedVectorIndex, canonical_forms, reflect_vector_indexes
+from .catalog import (
+    ReflectedVectorIndex,
+    attached_indexes,
+    canonical_forms,
+    partitioning,
+    reflect_vector_indexes,
+)
 from .ops import CreateVectorExtensionOp, CreateVectorIndexOp
 from .render import render_item
 
-__all__ = ["compare_vector_indexes", "compare_vector_extension"]
+__all__ = ["compare_vector_indexes", "compare_vector_extension", "skip_partitions"]
 
 # Both registration paths (the 1.18+ plugin and register()) may be active at once; each
 # comparison runs once per container of operations.
@@ -111,9 +129,15 @@ def compare_vector_indexes(
 
     existing: dict[str, ReflectedVectorIndex] = {}
     conn_indexes: dict[str, Index | None] = {}
+    attached: set[str] = set()
     if conn_table is not None:
         reflected = {str(i.name): i for i in conn_table.indexes}
+        # a partition's indexes attached to its parent's partitioned indexes follow the
+        # parent's (PostgreSQL refuses "DROP INDEX" on one of them)
+        attached = attached_indexes(conn, table_name, schema)
         for name, found in reflect_vector_indexes(conn, table_name, schema).items():
+            if name in attached:
+                continue
             conn_indexes[name] = reflected.get(name)
             if not autogen_context.run_name_filters(
                 name, "index", {"table_name": table_name, "schema_name": schema}
@@ -131,7 +155,10 @@ def compare_vector_indexes(
         for o in modify_table_ops.ops
         if not (
             (isinstance(o, ops.CreateIndexOp) and o.index_name in declared)
-            or (isinstance(o, ops.DropIndexOp) and o.index_name in conn_indexes)
+            or (
+                isinstance(o, ops.DropIndexOp)
+                and (o.index_name in conn_indexes or o.index_name in attached)
+            )
         )
     ]
 
@@ -154,6 +181,39 @@ def compare_vector_indexes(
     ]
     if drops or creates:
         modify_table_ops.ops = [*drops, *modify_table_ops.ops, *creates]
+
+
+def skip_partitions(conn: Connection, upgrade_ops: ops.UpgradeOps) -> None:
+    """Remove what autogenerate proposes for partitions not in the metadata, and keep
+    the partition key of a dropped partitioned table for the downgrade.
+
+    Alembic sees a partition (``CREATE TABLE ... PARTITION OF``, ``pg_class.relispartition``)
+    as a table missing from the metadata: a ``drop_table``, with the drops of its indexes.
+    Partitions are data (one per tenant, per month) made at runtime, and their indexes
+    follow the parent's partitioned ones, so those operations are removed. A parent
+    missing from the metadata is still dropped (``DROP TABLE`` drops its partitions with
+    it); SQLAlchemy does not reflect ``postgresql_partition_by``, so it is read from the
+    catalog (``pg_get_partkeydef``) for the downgrade to create the parent partitioned
+    again (its partitions and their rows are not recreated).
+    """
+    dropped = [(o.schema, o.table_name) for o in upgrade_ops.ops if isinstance(o, ops.DropTableOp)]
+    if not dropped:
+        return
+    found = partitioning(conn, dropped)
+    for o in upgrade_ops.ops:
+        if isinstance(o, ops.DropTableOp) and (o.schema, o.table_name) in found.keys:
+            key = found.keys[(o.schema, o.table_name)]
+            o.table_kw = {**(o.table_kw or {}), "postgresql_partition_by": key}
+    if not found.partitions:
+        return
+    upgrade_ops.ops = [
+        o
+        for o in upgrade_ops.ops
+        if not (
+            isinstance(o, (ops.DropTableOp, ops.ModifyTableOps))
+            and (o.schema, o.table_name) in found.partitions
+        )
+    ]
 
 
 def _types_of(op: ops.MigrateOperation) -> Iterator[Any]:
@@ -197,13 +257,14 @@ def compare_vector_extension(
     if upgrade_ops in _seen_migrations:
         return
     _seen_migrations.add(upgrade_ops)
+    conn = autogen_context.connection
+    assert conn is not None
+    skip_partitions(conn, upgrade_ops)
     # vecalchemy types render as vecalchemy.Vector(n) with their import, unless env.py
     # chose its own render_item (which may call vecalchemy_alembic.render_item). The
     # options are this run's copy: the user's MigrationContext.opts stay untouched.
     if autogen_context.opts.get("render_item") is None:
         autogen_context.opts = {**autogen_context.opts, "render_item": render_item}
-    conn = autogen_context.connection
-    assert conn is not None
     if not _needs_extension(upgrade_ops) or _has_extension(conn):
         return
     if not autogen_context.run_name_filters("vector", "extension", {}):  # type: ignore[arg-type]

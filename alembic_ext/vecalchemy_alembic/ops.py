@@ -10,6 +10,10 @@ Registered on :class:`alembic.operations.Operations` when this module is importe
 - ``op.create_vector_extension(schema=None, if_not_exists=True)``,
   ``op.drop_vector_extension(if_exists=False, cascade=False)``,
   ``op.alter_vector_extension_update(version=None)``
+- ``op.create_partition(parent_table_name, partition_name, *, values=None,
+  range_from=None, range_to=None, modulus=None, remainder=None, default=False,
+  schema=None)``, ``op.drop_partition(...)`` (the same arguments, the bounds optional:
+  given, they make it reversible)
 
 Each is a :class:`~alembic.operations.MigrateOperation` with ``reverse()`` and
 ``to_diff_tuple()``, so autogenerate, ``alembic check`` and downgrades see them, and each
@@ -20,11 +24,16 @@ inside a transaction).
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
-from sqlalchemy import literal_column, text
+from sqlalchemy import Column, MetaData, Table, inspect, literal_column, text
 from sqlalchemy.dialects.postgresql import BIT
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ClauseElement, ColumnElement
@@ -52,6 +61,8 @@ from .ddl import (
 )
 
 __all__ = [
+    "CreatePartitionOp",
+    "DropPartitionOp",
     "CreateVectorIndexOp",
     "DropVectorIndexOp",
     "CreateVectorExtensionOp",
@@ -433,6 +444,220 @@ for _name, _cls in (
     Operations.register_operation(_name)(_cls)
 
 
+# --- partitions -----------------------------------------------------------------------
+
+#: the bound keywords of a partition, in the order they render
+_BOUNDS = ("values", "range_from", "range_to", "modulus", "remainder", "default")
+
+
+def _partition_error(message: str) -> Exception:
+    from vecalchemy.partitions import PartitionError
+
+    return PartitionError(message)
+
+
+def _check_bounds(bounds: dict[str, Any], *, optional: bool = False) -> dict[str, Any]:
+    """The bound keywords given, shape-checked: one of ``values``, ``range_from`` +
+    ``range_to``, ``modulus`` + ``remainder``, ``default=True`` (or none, if
+    ``optional``). Their fit to the parent's partition key and the key columns' types is
+    checked by :func:`vecalchemy.partitions.partition_statement`."""
+    default = bounds.get("default", False)
+    if not isinstance(default, bool):
+        raise TypeError(f"default= must be a bool, got {type(default).__name__} {default!r}")
+    values = bounds.get("values")
+    if values is not None and (
+        isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple))
+    ):
+        raise TypeError(
+            f"values= must be a list or tuple of key values, got {type(values).__name__} "
+            f"{values!r} (for one value v, pass [v])"
+        )
+    given = {k: v for k, v in bounds.items() if v is not None and v is not False}
+    forms = (("values",), ("range_from", "range_to"), ("modulus", "remainder"), ("default",))
+    if not (optional and not given) and not any(set(given) == set(form) for form in forms):
+        raise _partition_error(
+            "a partition takes one of: values= (LIST), range_from= and range_to= (RANGE), "
+            "modulus= and remainder= (HASH), default=True (LIST or RANGE); got "
+            + (", ".join(f"{k}=" for k in given) if given else "no bounds")
+        )
+    if isinstance(values, list):
+        given["values"] = list(values)
+    return given
+
+
+class _PartitionOp(MigrateOperation):
+    _bounds_optional = False
+
+    def __init__(
+        self,
+        parent_table_name: str,
+        partition_name: str,
+        *,
+        values: Any = None,
+        range_from: Any = None,
+        range_to: Any = None,
+        modulus: Any = None,
+        remainder: Any = None,
+        default: Any = False,
+        schema: str | None = None,
+    ) -> None:
+        sqltext.check_identifier(parent_table_name, "parent table name")
+        sqltext.check_identifier(partition_name, "partition name")
+        if schema is not None:
+            sqltext.check_identifier(schema, "schema name")
+        self.parent_table_name = parent_table_name
+        self.partition_name = partition_name
+        self.schema = schema
+        self.bounds: dict[str, Any] = _check_bounds(
+            {
+                "values": values,
+                "range_from": range_from,
+                "range_to": range_to,
+                "modulus": modulus,
+                "remainder": remainder,
+                "default": default,
+            },
+            optional=self._bounds_optional,
+        )
+
+    def _keywords(self) -> dict[str, Any]:
+        return {**self.bounds, "schema": self.schema}
+
+    def describe_bounds(self) -> str:
+        """The bounds as a readable summary (``values=[1, 2]``, ``default=True``...)."""
+        return ", ".join(f"{k}={self.bounds[k]!r}" for k in _BOUNDS if k in self.bounds)
+
+
+class CreatePartitionOp(_PartitionOp):
+    """``CREATE TABLE partition PARTITION OF parent FOR VALUES ... | DEFAULT``.
+
+    PostgreSQL gives the new partition a child of each of the parent's partitioned
+    indexes (its HNSW and IVFFlat indexes included, built on the partition's rows), so
+    the migration needs no index operation. The partition and its parent are in
+    ``schema`` (``None``: the ``search_path``'s). The statement is
+    :func:`vecalchemy.partitions.partition_statement`'s: bounds rendered as literals of
+    the partition key columns' types (DDL takes no bind parameters), checked first.
+    Online the parent's key and column types are read from the catalog; offline
+    (``--sql``) from the parent Table in ``target_metadata``.
+
+    Raises, before anything is sent: :class:`~vecalchemy.partitions.PartitionError` for
+    bounds of no form or not of the parent's strategy (LIST: ``values``; RANGE:
+    ``range_from`` + ``range_to``; HASH: ``modulus`` + ``remainder``; ``default=True``
+    for LIST or RANGE), or a parent that is not a partitioned table; ``TypeError`` for a
+    value not of its key column's type; :class:`~vecalchemy.exc.InvalidIdentifierError`
+    for a bad name.
+    """
+
+    @classmethod
+    def create_partition(
+        cls,
+        operations: Operations,
+        parent_table_name: str,
+        partition_name: str,
+        *,
+        values: Any = None,
+        range_from: Any = None,
+        range_to: Any = None,
+        modulus: int | None = None,
+        remainder: int | None = None,
+        default: bool = False,
+        schema: str | None = None,
+    ) -> None:
+        """Create a partition of a partitioned table (``op.create_partition``); see
+        :class:`CreatePartitionOp`. Its vector indexes come from the parent's."""
+        operations.invoke(
+            cls(
+                parent_table_name,
+                partition_name,
+                values=values,
+                range_from=range_from,
+                range_to=range_to,
+                modulus=modulus,
+                remainder=remainder,
+                default=default,
+                schema=schema,
+            )
+        )
+
+    def reverse(self) -> DropPartitionOp:
+        return DropPartitionOp(self.parent_table_name, self.partition_name, **self._keywords())
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return (
+            "add_partition",
+            self.schema,
+            self.parent_table_name,
+            self.partition_name,
+            self.describe_bounds(),
+        )
+
+
+class DropPartitionOp(_PartitionOp):
+    """``DROP TABLE partition`` (its rows and its indexes with it), for a partition of
+    ``parent_table_name``. The bounds, when given, are those it was created with, for
+    ``reverse()`` (the downgrade creates it again, empty, and PostgreSQL gives it the
+    parent's indexes); without them ``reverse()`` raises :class:`ValueError`.
+
+    Online, a relation that is not a partition of ``parent_table_name`` raises
+    :class:`~vecalchemy.partitions.PartitionError` before anything is dropped.
+    """
+
+    _bounds_optional = True
+
+    @classmethod
+    def drop_partition(
+        cls,
+        operations: Operations,
+        parent_table_name: str,
+        partition_name: str,
+        *,
+        values: Any = None,
+        range_from: Any = None,
+        range_to: Any = None,
+        modulus: int | None = None,
+        remainder: int | None = None,
+        default: bool = False,
+        schema: str | None = None,
+    ) -> None:
+        """Drop a partition of a partitioned table (``op.drop_partition``), its rows and
+        indexes with it; the bounds, if given, are kept for the reverse operation."""
+        operations.invoke(
+            cls(
+                parent_table_name,
+                partition_name,
+                values=values,
+                range_from=range_from,
+                range_to=range_to,
+                modulus=modulus,
+                remainder=remainder,
+                default=default,
+                schema=schema,
+            )
+        )
+
+    def reverse(self) -> CreatePartitionOp:
+        if not self.bounds:
+            raise ValueError(
+                f"operation drop_partition({self.parent_table_name!r}, "
+                f"{self.partition_name!r}) is not reversible: it does not carry the bounds "
+                "of the partition it drops"
+            )
+        return CreatePartitionOp(self.parent_table_name, self.partition_name, **self._keywords())
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return (
+            "remove_partition",
+            self.schema,
+            self.parent_table_name,
+            self.partition_name,
+            self.describe_bounds(),
+        )
+
+
+Operations.register_operation("create_partition")(CreatePartitionOp)
+Operations.register_operation("drop_partition")(DropPartitionOp)
+
+
 # --- implementations ------------------------------------------------------------------
 
 #: the table as the server resolves the name: in ``schema``, or through the search path
@@ -581,3 +806,150 @@ def alter_vector_extension_update(
     if op.version is not None:
         sql += f" TO {version_literal(op.version)}"
     _execute(operations, sql)
+
+
+#: a partitioned table's partition key (``LIST (tenant_id)``...), by its regclass text
+_PARTITION_KEY = text(
+    "SELECT pg_get_partkeydef(c.oid) FROM pg_class c"
+    " WHERE c.oid = to_regclass(:name) AND c.relkind = 'p'"
+)
+
+#: whether a relation is a partition of another, both by their regclass text
+_IS_PARTITION_OF = text(
+    "SELECT 1 FROM pg_inherits h"
+    " WHERE h.inhrelid = to_regclass(:partition) AND h.inhparent = to_regclass(:parent)"
+)
+
+
+def _declared_parent(operations: Operations, op: _PartitionOp) -> Table:
+    """The parent Table from ``target_metadata`` (offline: no catalog to read)."""
+    ctx = operations.get_context()
+    metadata = ctx.opts.get("target_metadata")
+    found: Table | None = None
+    for md in metadata if isinstance(metadata, (list, tuple)) else [metadata]:
+        if isinstance(md, MetaData):
+            key = f"{op.schema}.{op.parent_table_name}" if op.schema else op.parent_table_name
+            table = md.tables.get(key)
+            found = table if table is not None else found
+    if found is None or not found.dialect_options["postgresql"]["partition_by"]:
+        raise _partition_error(
+            f"cannot render the partition {op.partition_name!r} of "
+            f"{op.parent_table_name!r} offline: its partition key is read from the parent "
+            "Table in target_metadata, declared with postgresql_partition_by, and "
+            + ("that Table has none" if found is not None else "there is no such Table")
+        )
+    return found
+
+
+def _catalog_parent(operations: Operations, op: _PartitionOp) -> Table:
+    """A Table standing for the parent: its columns (name and type, as reflected) and
+    its partition key (``pg_get_partkeydef``), enough to render and check bounds."""
+    conn = operations.get_context().connection
+    assert conn is not None
+    regclass = sqltext.regclass_text(op.parent_table_name, op.schema)
+    row = conn.execute(_PARTITION_KEY, {"name": regclass}).first()
+    if row is None:
+        raise _partition_error(
+            f"cannot create the partition {op.partition_name!r}: {op.parent_table_name!r}"
+            + (f" in schema {op.schema!r}" if op.schema else "")
+            + " is not a partitioned table (no such table, or one without PARTITION BY); "
+            "nothing was sent"
+        )
+    columns = inspect(conn).get_columns(op.parent_table_name, schema=op.schema)
+    return Table(
+        op.parent_table_name,
+        MetaData(),
+        *(Column(c["name"], c["type"]) for c in columns),
+        schema=op.schema,
+        postgresql_partition_by=str(row[0]),
+    )
+
+
+@Operations.implementation_for(CreatePartitionOp)
+def create_partition(operations: Operations, op: CreatePartitionOp) -> None:
+    """Emit ``CREATE TABLE ... PARTITION OF ...`` for ``op``
+    (:func:`vecalchemy.partitions.partition_statement`)."""
+    from vecalchemy.partitions import partition_statement
+
+    ctx = operations.get_context()
+    offline = ctx.as_sql or ctx.connection is None
+    parent = _declared_parent(operations, op) if offline else _catalog_parent(operations, op)
+    statement = partition_statement(
+        parent, op.partition_name, schema=op.schema, for_script=ctx.as_sql, **op.bounds
+    )
+    operations.execute(statement)
+
+
+@Operations.implementation_for(DropPartitionOp)
+def drop_partition(operations: Operations, op: DropPartitionOp) -> None:
+    """Emit ``DROP TABLE partition`` for ``op``, online after checking that it is a
+    partition of the parent."""
+    ctx = operations.get_context()
+    if not ctx.as_sql and ctx.connection is not None:
+        found = ctx.connection.execute(
+            _IS_PARTITION_OF,
+            {
+                "partition": sqltext.regclass_text(op.partition_name, op.schema),
+                "parent": sqltext.regclass_text(op.parent_table_name, op.schema),
+            },
+        ).first()
+        if found is None:
+            raise _partition_error(
+                f"cannot drop {op.partition_name!r}: it is not a partition of "
+                f"{op.parent_table_name!r}"
+                + (f" in schema {op.schema!r}" if op.schema else "")
+                + "; nothing was dropped"
+            )
+    _execute(operations, f"DROP TABLE {qualified(op.partition_name, op.schema, ctx.dialect)}")
+
+
+# --- rendering (migration scripts) ----------------------------------------------------
+
+
+def _render_value(value: Any, autogen_context: AutogenContext) -> str:
+    """A bound as Python source; dates, datetimes, decimals, UUIDs and MINVALUE/MAXVALUE
+    with the import they need."""
+    from vecalchemy.partitions import RangeBound
+
+    if isinstance(value, (list, tuple)):
+        items = [_render_value(v, autogen_context) for v in value]
+        if isinstance(value, list):
+            return "[" + ", ".join(items) + "]"
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    if isinstance(value, RangeBound):
+        autogen_context.imports.add("import vecalchemy.partitions")
+        return f"vecalchemy.partitions.{value.name}"
+    if isinstance(value, (datetime.date, datetime.time, datetime.timedelta)):
+        autogen_context.imports.add("import datetime")
+        return repr(value)
+    if isinstance(value, decimal.Decimal):
+        autogen_context.imports.add("import decimal")
+        return f"decimal.Decimal({str(value)!r})"
+    if isinstance(value, uuid.UUID):
+        autogen_context.imports.add("import uuid")
+        return f"uuid.UUID({str(value)!r})"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    raise TypeError(f"cannot render the partition bound {value!r} as Python source")
+
+
+def _render_partition_op(name: str, autogen_context: AutogenContext, op: _PartitionOp) -> str:
+    autogen_context.imports.add("import vecalchemy_alembic.ops  # noqa: F401")
+    prefix = str(autogen_context.opts.get("alembic_module_prefix") or "op.")
+    args = [repr(op.parent_table_name), repr(op.partition_name)]
+    args += [
+        f"{k}={_render_value(op.bounds[k], autogen_context)}" for k in _BOUNDS if k in op.bounds
+    ]
+    if op.schema:
+        args.append(f"schema={op.schema!r}")
+    return f"{prefix}{name}({', '.join(args)})"
+
+
+@renderers.dispatch_for(CreatePartitionOp)
+def _render_create_partition(autogen_context: AutogenContext, op: CreatePartitionOp) -> str:
+    return _render_partition_op("create_partition", autogen_context, op)
+
+
+@renderers.dispatch_for(DropPartitionOp)
+def _render_drop_partition(autogen_context: AutogenContext, op: DropPartitionOp) -> str:
+    return _render_partition_op("drop_partition", autogen_context, op)
