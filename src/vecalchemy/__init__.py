@@ -24,11 +24,14 @@ from .exc import (
     IndexDefinitionError,
     InvalidIdentifierError,
     InvalidVectorError,
+    PartitionError,
     SearchSettingError,
     UnsafeSQLError,
     UnsupportedSQLAlchemyError,
     VecalchemyError,
+    VectorIndexUncertainWarning,
     VectorIndexWarning,
+    VectorPartitionWarning,
 )
 from .facts import METRICS, BuildSettings, Metric, index_build_settings, opclass_for
 from .functions import (
@@ -51,6 +54,7 @@ from .indexes import (
     validate_vector_index,
     vector_index_spec,
 )
+from .partitions import MAXVALUE, MINVALUE, PartitionKey, partition_key, partition_statement
 from .plan_guard import install_plan_guard
 from .plugin import VecalchemyPlugin, install
 from .prepared import PreparedQuery
@@ -69,6 +73,16 @@ from .search import (
     install_search_options,
     iterative_search,
     search_settings,
+)
+from .tenants import (
+    TenantPartition,
+    create_tenant_partition,
+    create_tenant_partition_async,
+    detach_tenant_partition,
+    detach_tenant_partition_async,
+    drop_tenant_partition,
+    drop_tenant_partition_async,
+    tenant_search,
 )
 from .tuning import TunedSearchSetting, TuningPoint, tune_search_settings
 from .types import Bit, HalfVec, SparseVec, Vector, VectorType, register_reflection
@@ -134,12 +148,28 @@ __all__ = [
     "IndexUsage",
     "explain_index_usage",
     "measure_recall",
+    "PartitionKey",
+    "partition_key",
+    "partition_statement",
+    "MINVALUE",
+    "MAXVALUE",
+    "TenantPartition",
+    "create_tenant_partition",
+    "create_tenant_partition_async",
+    "detach_tenant_partition",
+    "detach_tenant_partition_async",
+    "drop_tenant_partition",
+    "drop_tenant_partition_async",
+    "tenant_search",
     "VecalchemyError",
     "InvalidVectorError",
     "IndexDefinitionError",
     "InvalidIdentifierError",
     "SearchSettingError",
     "VectorIndexWarning",
+    "VectorIndexUncertainWarning",
+    "VectorPartitionWarning",
+    "PartitionError",
     "UnsafeSQLError",
     "UnsupportedSQLAlchemyError",
 ]

@@ -8,10 +8,14 @@ index's operator class. Anything else runs a sequential scan, silently.
 - :func:`check_query` inspects a SELECT (Core or ORM) and returns the problems: metric
   or opclass mismatch, DESC, the function form (``cosine_distance(a, b)``), arithmetic on
   the distance (``1 - distance``), no LIMIT, an expression other than the indexed one.
-  Only columns whose table declares vector indexes are checked.
-- :func:`install_query_checks` makes an engine warn (:class:`VectorIndexWarning`) when
-  it executes such a statement; the verdict is cached per compiled statement, so
-  repeats cost a dictionary lookup.
+  Only columns whose table declares vector indexes are checked. A partial index counts
+  when the query's WHERE implies its predicate, by PostgreSQL's rule
+  (:mod:`vecalchemy.predicates`); a top-k on a partitioned table whose WHERE does not
+  fix the partition key is reported too (every partition's index is scanned).
+- :func:`install_query_checks` makes an engine warn (:class:`VectorIndexWarning`,
+  :class:`VectorIndexUncertainWarning`, :class:`VectorPartitionWarning`) when it
+  executes such a statement; the verdict is cached per compiled statement and values
+  of the WHERE's parameters, so repeats cost a dictionary lookup.
 - :func:`explain_index_usage` asks the server which vector index the plan uses.
 - :func:`measure_recall` compares the ANN answer with the exact one (recall@k).
 """
@@ -25,7 +29,7 @@ import os
 import sys
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,20 +43,31 @@ from sqlalchemy.sql import ClauseElement, ColumnElement, Select, operators, visi
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import (
     BinaryExpression,
-    ColumnClause,
+    BindParameter,
     Grouping,
     Label,
     UnaryExpression,
 )
 from sqlalchemy.sql.functions import Function
 from sqlalchemy.sql.schema import Column
-from sqlalchemy.sql.selectable import Alias, ScalarSelect, SelectBase
+from sqlalchemy.sql.selectable import ScalarSelect, SelectBase
 
 from . import _private, sqltext
 from .connections import is_autocommit, sync_connection
-from .exc import VectorIndexWarning
+from .exc import VectorIndexUncertainWarning, VectorIndexWarning, VectorPartitionWarning
 from .facts import INDEX_METHODS, METRICS
 from .indexes import VectorIndexSpec, vector_index_spec
+from .partitions import partition_key
+from .predicates import (
+    Opaque,
+    Predicate,
+    ValueOf,
+    conjuncts,
+    implies,
+    read_predicate,
+    table_column,
+    unpruned_key_columns,
+)
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -78,22 +93,47 @@ _ARITHMETIC = {
 }
 
 
+#: IndexProblem.kind values and the warning each is given as
+NO_INDEX, UNCERTAIN, ALL_PARTITIONS = "no index", "uncertain", "all partitions"
+_CATEGORIES: dict[str, type[Warning]] = {
+    NO_INDEX: VectorIndexWarning,
+    UNCERTAIN: VectorIndexUncertainWarning,
+    ALL_PARTITIONS: VectorPartitionWarning,
+}
+
+
 @dataclass(frozen=True)
 class IndexProblem:
-    """Why no declared vector index can serve a query's ORDER BY.
+    """Why no declared vector index can (or may) serve a query's ORDER BY.
 
     ``column`` is ``table.column`` of the vector column ordered by; ``reasons`` one line
     per declared vector index on it (naming the index) or for the whole statement.
+    ``kind`` is ``"no index"`` (a sequential scan: :class:`VectorIndexWarning`),
+    ``"uncertain"`` (a partial index whose predicate the query's WHERE may or may not
+    imply: :class:`VectorIndexUncertainWarning`) or ``"all partitions"`` (a partitioned
+    table whose key the query does not fix: :class:`VectorPartitionWarning`).
     """
 
     column: str
     reasons: tuple[str, ...]
+    kind: str = NO_INDEX
+
+    @property
+    def category(self) -> type[Warning]:
+        """The warning class :func:`install_query_checks` gives this problem as."""
+        return _CATEGORIES[self.kind]
 
     def __str__(self) -> str:
-        return (
-            f"no vector index on {self.column} can serve this ORDER BY (sequential scan): "
-            + "; ".join(self.reasons)
-        )
+        if self.kind == UNCERTAIN:
+            head = f"cannot tell whether a vector index on {self.column} can serve this ORDER BY"
+        elif self.kind == ALL_PARTITIONS:
+            head = (
+                f"the ORDER BY on {self.column} scans every partition's vector index and "
+                "merges (no partition pruning)"
+            )
+        else:
+            head = f"no vector index on {self.column} can serve this ORDER BY (sequential scan)"
+        return head + ": " + "; ".join(self.reasons)
 
 
 # --- reading the ORDER BY -----------------------------------------------------------------
@@ -194,21 +234,7 @@ def distance_orders(stmt: Select[Any]) -> Iterator[DistanceOrder]:
             yield DistanceOrder(found[0], found[1], desc, None, True, position)
 
 
-def _table_column(node: Any) -> Column[Any] | None:
-    """The table's Column behind ``node``: itself, or the one it stands for in an alias
-    of the table (``table.alias()``, ORM ``aliased(Model)``)."""
-    if not isinstance(node, ColumnClause):
-        return None
-    table = node.table
-    if isinstance(node, Column) and isinstance(table, Table):
-        return node
-    while isinstance(table, Alias):  # (an alias of an alias of the table, too)
-        table = table.element
-    if isinstance(table, Table) and table is not node.table:
-        base = table.c.get(node.key)
-        if isinstance(base, Column):
-            return base
-    return None
+_table_column = table_column
 
 
 def _columns_of(expr: Any) -> list[Column[Any]]:
@@ -266,10 +292,9 @@ def _operator(metric: str) -> str:
     return METRICS[metric].operator
 
 
-def _check_select(stmt: Select[Any]) -> list[IndexProblem]:
+def _check_select(stmt: Select[Any], value_of: ValueOf | None) -> list[IndexProblem]:
     problems: list[IndexProblem] = []
     has_limit = _private.limit_clause(stmt) is not None
-    has_where = stmt.whereclause is not None
     for order in distance_orders(stmt):
         if order.operand is None:
             continue
@@ -315,8 +340,14 @@ def _check_select(stmt: Select[Any]) -> list[IndexProblem]:
             names = ", ".join(name for name, _ in candidates)
             problems.append(IndexProblem(col_name, (*shared, f"(indexes: {names})")))
             continue
+        where: Predicate | None = None
+        if stmt.whereclause is not None:
+            source = next(
+                n.table for n in _outer_nodes(order.operand) if _table_column(n) is not None
+            )
+            where = read_predicate(stmt.whereclause, value_of, allow_or=False, source=source)
         reasons: list[str] = []
-        served = False
+        served = uncertain = False
         operand = _unaliased(order.operand)
         for name, spec in candidates:
             if not _same_expression(operand, spec.expression):
@@ -332,17 +363,55 @@ def _check_select(stmt: Select[Any]) -> list[IndexProblem]:
                     f"({_operator(order.metric)}); use {METRICS[spec.metric].method}() or "
                     f"add an index with metric={order.metric!r}"
                 )
-            elif spec.where is not None and not has_where:
+            elif (
+                spec.where is not None
+                and (proof := implies(where, read_predicate(spec.where))).proven is not True
+            ):
+                uncertain = uncertain or proof.proven is None
                 reasons.append(
-                    f"{_describe(name, spec)} is partial (WHERE {_sql(spec.where)}) and the "
-                    "query has no WHERE implying it"
+                    f"{_describe(name, spec)} is partial (WHERE {_sql(spec.where)}): "
+                    f"{proof.reason}"
                 )
             else:
                 served = True
                 break
         if not served:
-            problems.append(IndexProblem(col_name, tuple(reasons)))
+            kind = UNCERTAIN if uncertain else NO_INDEX
+            problems.append(IndexProblem(col_name, tuple(reasons), kind))
+            continue
+        assert isinstance(columns[0].table, Table)
+        unpruned = _not_pruned(columns[0].table, where)
+        if unpruned is not None:
+            problems.append(IndexProblem(col_name, (unpruned,), ALL_PARTITIONS))
     return problems
+
+
+def _not_pruned(table: Table, where: Predicate | None) -> str | None:
+    """Why a top-k query on the partitioned ``table`` scans every partition (None when
+    its WHERE fixes the partition key, or ``table`` is not partitioned by columns).
+
+    PostgreSQL prunes a LIST or RANGE partitioned table by comparisons of the key's
+    first column, a HASH one only by equality on every key column; the partitioned
+    index declared on the parent exists on every partition, and a pruned plan scans the
+    remaining partitions' own indexes."""
+    key = partition_key(table)
+    if key is None:
+        return None
+    missing = unpruned_key_columns(where, key.strategy, key.columns)
+    if not missing:
+        return None
+    names = ", ".join(c.name for c in missing)
+    how = "= or IN" if key.strategy == "hash" else "=, IN or a range"
+    reason = (
+        f"{table.name} is partitioned by {key.strategy.upper()} "
+        f"({', '.join(c.name for c in key.columns)}) and the query's WHERE does not fix "
+        f"{names}; filter on {names} ({how}) so that PostgreSQL prunes to the matching "
+        "partitions' indexes"
+    )
+    unknown = [str(item) for item in conjuncts(where) if isinstance(item, Opaque)]
+    if unknown:  # e.g. a join's t.id = 3 that an equivalence class carries to the key
+        reason += f" (unless PostgreSQL prunes by {' AND '.join(unknown)}, outside the model)"
+    return reason
 
 
 def _selects(stmt: ClauseElement) -> Iterator[Select[Any]]:
@@ -353,40 +422,136 @@ def _selects(stmt: ClauseElement) -> Iterator[Select[Any]]:
             yield node
 
 
-def check_query(stmt: Any) -> list[IndexProblem]:
-    """The reasons no declared vector index can serve ``stmt``'s vector ORDER BY.
+def check_query(stmt: Any, params: Mapping[str, Any] | None = None) -> list[IndexProblem]:
+    """The reasons no declared vector index can (or may) serve ``stmt``'s vector ORDER BY.
 
     ``stmt`` is a Core or ORM :class:`~sqlalchemy.sql.Select` (subqueries and CTEs are
     checked too); other statements give ``[]``. Only ORDER BY keys that are a pgvector
     distance (operator or function form, possibly inside arithmetic) on a column whose
     :class:`~sqlalchemy.Table` declares vector indexes are checked; an empty list means
     at least one index can serve each of them (or none is declared).
+
+    A partial index serves the query only when its WHERE implies the index's predicate,
+    decided by PostgreSQL's rule (src/backend/optimizer/util/predtest.c) on the
+    predicates :mod:`vecalchemy.predicates` models, with the values of the bound
+    parameters (PostgreSQL plans an unnamed or freshly prepared statement with them): a
+    problem of kind ``"no index"`` when it cannot be proved, ``"uncertain"`` when the
+    proof needs something outside the model. ``params`` gives values of parameters by
+    name (``bindparam("cat")`` without a value, or overriding the statement's own), as
+    passed to ``execute``; a value given as a list serves an ``IN`` parameter.
     """
     if not isinstance(stmt, ClauseElement):
         return []
+    value_of = None if params is None else _values_from(params)
     problems: list[IndexProblem] = []
     for select_stmt in _selects(stmt):
-        problems.extend(_check_select(select_stmt))
+        problems.extend(_check_select(select_stmt, value_of))
     return problems
+
+
+def _values_from(params: Mapping[str, Any]) -> ValueOf:
+    def value_of(bind: BindParameter[Any]) -> tuple[bool, Any]:
+        if bind.key in params:
+            return True, params[bind.key]
+        if bind.callable is None and bind.value is None:
+            return False, None
+        return True, bind.effective_value
+
+    return value_of
 
 
 # --- the engine hook ----------------------------------------------------------------------
 
-_verdicts: weakref.WeakKeyDictionary[Any, tuple[str, ...]] = weakref.WeakKeyDictionary()
+#: per compiled statement: the problems found, by the values of the WHERE's parameters
+#: (a compiled form serves every statement of the same shape, whatever its values)
+_verdicts: weakref.WeakKeyDictionary[Any, dict[Any, tuple[IndexProblem, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+_where_params: weakref.WeakKeyDictionary[Any, tuple[tuple[str, str, bool], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+#: distinct parameter values remembered per compiled statement (then forgotten)
+_MAX_VALUE_SETS = 64
+
+
+def _where_binds(compiled: Any, statement: Any) -> tuple[tuple[str, str, bool], ...]:
+    """(key, compiled name, expanding) of each parameter in a WHERE of ``statement``."""
+    try:
+        return _where_params[compiled]
+    except (KeyError, TypeError):
+        pass
+    names = {bind.key: name for bind, name in getattr(compiled, "bind_names", {}).items()}
+    found: dict[tuple[str, str, bool], None] = {}
+    if isinstance(statement, ClauseElement):
+        for select_stmt in _selects(statement):
+            if select_stmt.whereclause is None or next(distance_orders(select_stmt), None) is None:
+                continue  # only a vector ORDER BY's own WHERE counts
+            for node in visitors.iterate(select_stmt.whereclause):
+                if isinstance(node, BindParameter) and node.key in names:
+                    found[(node.key, names[node.key], bool(node.expanding))] = None
+    binds = tuple(found)
+    with contextlib.suppress(TypeError):
+        _where_params[compiled] = binds
+    return binds
+
+
+def _execution_values(
+    binds: tuple[tuple[str, str, bool], ...], parameters: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values of ``binds`` in an execution's parameters (by compiled name; an
+    expanding ``IN`` parameter arrives expanded as ``name_1``, ``name_2``, ...)."""
+    out: dict[str, Any] = {}
+    for key, name, expanding in binds:
+        if name in parameters:
+            out[key] = parameters[name]
+        elif expanding:
+            values: list[Any] = []
+            while f"{name}_{len(values) + 1}" in parameters:
+                values.append(parameters[f"{name}_{len(values) + 1}"])
+            if values:
+                out[key] = values
+    return out
+
+
+def _frozen(values: dict[str, Any]) -> Any:
+    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
+    hash(items)  # TypeError: not cached
+    return items
+
+
+def cached_problems(
+    compiled: Any, parameters: Mapping[str, Any] | None = None
+) -> tuple[IndexProblem, ...]:
+    """:func:`check_query`'s problems for a compiled statement's statement, with the
+    WHERE's parameters valued from ``parameters`` (an execution's, by compiled name)
+    when given; cached per compiled object and parameter values."""
+    statement = getattr(compiled, "statement", None)
+    if statement is None:
+        return ()
+    binds = _where_binds(compiled, statement) if parameters is not None else ()
+    values = _execution_values(binds, parameters) if parameters is not None and binds else {}
+    try:
+        key = _frozen(values)
+        cached = _verdicts.get(compiled)
+    except TypeError:  # unhashable values, or a compiled object without weak references
+        key, cached = None, None
+    if cached is not None and key in cached:
+        return cached[key]
+    problems = tuple(check_query(statement, values) if values else check_query(statement))
+    if key is not None:
+        with contextlib.suppress(TypeError):
+            per_values = _verdicts.setdefault(compiled, {})
+            if len(per_values) >= _MAX_VALUE_SETS:
+                per_values.clear()
+            per_values[key] = problems
+    return problems
 
 
 def cached_verdict(compiled: Any) -> tuple[str, ...]:
-    """The warning texts :func:`check_query` gives for a compiled statement's statement,
-    cached per compiled object."""
-    try:
-        return _verdicts[compiled]
-    except KeyError:
-        pass
-    statement = getattr(compiled, "statement", None)
-    messages = tuple(str(p) for p in check_query(statement)) if statement is not None else ()
-    with contextlib.suppress(TypeError):  # not weak-referenceable: not cached
-        _verdicts[compiled] = messages
-    return messages
+    """The :class:`VectorIndexWarning` texts (kinds ``"no index"`` and ``"uncertain"``)
+    :func:`check_query` gives for a compiled statement's statement, with its own
+    parameter values; cached per compiled object."""
+    return tuple(str(p) for p in cached_problems(compiled) if p.kind != ALL_PARTITIONS)
 
 
 def _before_cursor_execute(
@@ -395,11 +560,12 @@ def _before_cursor_execute(
     compiled = getattr(context, "compiled", None)
     if compiled is None or getattr(compiled, "is_ddl", False):
         return
-    messages = cached_verdict(compiled)
-    if messages:
+    values = getattr(context, "compiled_parameters", None)
+    problems = cached_problems(compiled, values[0] if values else None)
+    if problems:
         level = user_stacklevel()
-        for message in messages:
-            warnings.warn(message, VectorIndexWarning, stacklevel=level)
+        for problem in problems:
+            warnings.warn(str(problem), problem.category, stacklevel=level)
 
 
 _LIBRARY_DIRS = tuple(
@@ -422,12 +588,17 @@ def user_stacklevel() -> int:
 
 
 def install_query_checks(engine: Engine | AsyncEngine) -> None:
-    """Warn (:class:`~vecalchemy.exc.VectorIndexWarning`) when ``engine`` runs a SELECT
-    whose vector ORDER BY no declared index can serve (see :func:`check_query`).
+    """Warn when ``engine`` runs a SELECT whose vector ORDER BY no declared index can
+    serve (:class:`~vecalchemy.exc.VectorIndexWarning`), may not serve
+    (:class:`~vecalchemy.exc.VectorIndexUncertainWarning`: a partial index's predicate
+    the checks cannot decide), or serves through every partition of a partitioned table
+    (:class:`~vecalchemy.exc.VectorPartitionWarning`); see :func:`check_query`.
 
-    Idempotent; sync or async engine. The verdict is cached per compiled statement
-    (SQLAlchemy reuses compiled forms), so a repeated statement costs one lookup. Turn
-    the warning into an error with ``warnings.simplefilter("error", VectorIndexWarning)``.
+    Idempotent; sync or async engine. Partial-index verdicts use the execution's
+    parameter values. The verdict is cached per compiled statement (SQLAlchemy reuses
+    compiled forms) and values of the WHERE's parameters, so a repeated statement costs
+    one lookup. Turn the warnings into errors with
+    ``warnings.simplefilter("error", VectorIndexWarning)`` (the uncertain one included).
     """
     sync: Engine = engine if isinstance(engine, Engine) else engine.sync_engine
     if not event.contains(sync, "before_cursor_execute", _before_cursor_execute):
@@ -454,12 +625,19 @@ def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
 @dataclass(frozen=True)
 class IndexUsage:
     """What the planner chose: the vector indexes (``(name, method)``) its plan scans,
-    the other indexes it scans, and the plan as text lines (``Node Type on relation
-    using index``)."""
+    the other indexes it scans, the plan as text lines (``Node Type on relation using
+    index``) and the relations it scans, in plan order.
+
+    On a partitioned table the plan scans partitions: ``relations`` names the
+    partitions left after pruning and ``vector_indexes`` their own indexes (the
+    partitions' indexes attached to the parent's, e.g. ``doc_2_e_idx``), one per
+    partition under an Append / Merge Append when several remain.
+    """
 
     vector_indexes: tuple[tuple[str, str], ...]
     other_indexes: tuple[str, ...]
     plan: tuple[str, ...]
+    relations: tuple[str, ...] = ()
 
     @property
     def uses_vector_index(self) -> bool:
@@ -500,10 +678,12 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
     vector: list[tuple[str, str]] = []
     other: list[str] = []
     lines: list[str] = []
+    relations: list[str] = []
     for depth, node in _walk(doc[0]["Plan"]):
         line = node["Node Type"]
         if "Relation Name" in node:
             line += f" on {node['Relation Name']}"
+            relations.append(str(node["Relation Name"]))
         index = node.get("Index Name")
         if index is not None:
             line += f" using {index}"
@@ -514,7 +694,7 @@ def explain_index_usage(bind: Connection | Session, stmt: Any) -> IndexUsage:
             else:
                 other.append(index)
         lines.append("  " * depth + line)
-    return IndexUsage(tuple(vector), tuple(other), tuple(lines))
+    return IndexUsage(tuple(vector), tuple(other), tuple(lines), tuple(relations))
 
 
 # --- recall ----------------------------------------------------------------------------

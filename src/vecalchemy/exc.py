@@ -12,7 +12,10 @@ __all__ = [
     "InvalidVectorError",
     "IndexDefinitionError",
     "SearchSettingError",
+    "PartitionError",
     "VectorIndexWarning",
+    "VectorIndexUncertainWarning",
+    "VectorPartitionWarning",
     "VectorPlanWarning",
     "VectorPlanError",
     "UnsupportedSQLAlchemyError",
@@ -42,10 +45,39 @@ class SearchSettingError(VecalchemyError, ValueError):
     """A search setting (``hnsw.ef_search`` ...) with a wrong name, type or range."""
 
 
+class PartitionError(VecalchemyError, ValueError):
+    """A partition that PostgreSQL would refuse or that is not where it is asked for
+    (the parent not partitioned as needed, bounds not matching the partition key, a
+    tenant's partition that exists already or does not exist), raised before the
+    statement is sent."""
+
+
 class VectorIndexWarning(UserWarning):
     """A query orders by a vector distance in a way no declared vector index can serve.
 
     Turn it into an error with ``warnings.simplefilter("error", VectorIndexWarning)``.
+    """
+
+
+class VectorIndexUncertainWarning(VectorIndexWarning):
+    """Whether a declared partial vector index can serve a query is outside what the
+    query checks model: the query's WHERE holds a function, an OR, a subquery, a
+    parameter without a known value... where the index's predicate (``WHERE ...``)
+    would need it (PostgreSQL's proof: src/backend/optimizer/util/predtest.c).
+
+    A subclass of :class:`VectorIndexWarning`, so its filters cover it; prove the
+    answer with :func:`~vecalchemy.checks.explain_index_usage`.
+    """
+
+
+class VectorPartitionWarning(UserWarning):
+    """A top-k vector query on a partitioned table does not fix the partition key: the
+    plan scans every partition's index and merges the results (a Merge Append of one
+    index scan per partition), instead of one partition's index.
+
+    Not a :class:`VectorIndexWarning` (the indexes serve the query); a query across all
+    partitions may be intended. Silence it with
+    ``warnings.filterwarnings("ignore", category=VectorPartitionWarning)``.
     """
 
 

@@ -38,7 +38,7 @@ from sqlalchemy.types import (
 )
 
 from . import sqltext
-from .exc import UnsafeSQLError, VecalchemyError
+from .exc import PartitionError, UnsafeSQLError
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
     pass
@@ -46,20 +46,13 @@ if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
 __all__ = [
     "PartitionKey",
     "partition_key",
-    "PartitionError",
+    "PartitionError",  # re-exported from vecalchemy.exc
     "RangeBound",
     "MINVALUE",
     "MAXVALUE",
     "render_bound",
     "partition_statement",
 ]
-
-
-class PartitionError(VecalchemyError, ValueError):
-    """A partition that PostgreSQL would refuse or that is not where it is asked for
-    (the parent not partitioned as needed, bounds not matching the partition key, a
-    tenant's partition that exists already or does not exist), raised before the
-    statement is sent."""
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,8 @@ if TYPE_CHECKING:  # (sqlalchemy.ext.asyncio wants greenlet at run time)
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from . import _private, batches
-from .checks import cached_verdict, user_stacklevel
+from .checks import cached_problems, user_stacklevel
 from .compiler import KEEP_BOUND_LIMITS
-from .exc import VectorIndexWarning
 from .results import binary_results_ok, driver_cursor, loads_in_binary
 
 __all__ = ["PreparedQuery"]
@@ -228,8 +227,8 @@ class PreparedQuery:
                 "has expanding or literal_execute parameters (e.g. IN with a list); run it "
                 "with Connection.execute()"
             )
-        for message in cached_verdict(compiled):
-            warnings.warn(message, VectorIndexWarning, stacklevel=user_stacklevel())
+        for problem in cached_problems(compiled):
+            warnings.warn(str(problem), problem.category, stacklevel=user_stacklevel())
         escaped = compiled.escaped_bind_names or {}
         binds = []
         defaults = {}

@@ -32,9 +32,9 @@ from .indexes.build import partition_index_name
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from .exc import PartitionError
 from .partitions import (
     PG_DIALECT,
-    PartitionError,
     check_value,
     partition_key,
     partition_statement,
