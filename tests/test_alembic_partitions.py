@@ -9,7 +9,11 @@ and RANGE partitioning: no differences from the partitions or their child indexe
 changed index is one drop + create on the parent that reaches every partition, the
 downgrade restores the old index everywhere, and ``op.create_partition`` /
 ``op.drop_partition`` give new partitions the parent's vector indexes, online and
-offline (``--sql``).
+offline (``--sql``). ``op.create_vector_index(..., concurrently=True)`` on a partitioned
+parent builds each partition's index CONCURRENTLY and attaches it (through each kind of
+driver), leaves nothing INVALID when a partition's build fails, and is a plain
+``CREATE INDEX`` (with a comment saying why) in ``--sql`` output; its reverse, a
+``drop_vector_index(..., concurrently=True)``, is a plain ``DROP INDEX`` there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import datetime
 import decimal
 import io
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +36,14 @@ from alembic.operations import Operations
 from alembic.operations import ops as alembic_ops
 from alembic_support import REGISTRATIONS, AlembicProject, ops_of
 from sqlalchemy import Column, Date, Integer, MetaData, Table, create_engine, text
-from vecalchemy_alembic.ops import CreatePartitionOp, DropPartitionOp
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from vecalchemy_alembic import render as _render  # noqa: F401  (the ops' renderers)
+from vecalchemy_alembic.ops import CreatePartitionOp, CreateVectorIndexOp, DropPartitionOp
 
-from vecalchemy.exc import InvalidIdentifierError
+from vecalchemy.exc import IndexDefinitionError, InvalidIdentifierError
+from vecalchemy.indexes.build import create_partitioned_index_concurrently
+from vecalchemy.indexes.cleanup import build_target
 from vecalchemy.partitions import MAXVALUE, MINVALUE, PartitionError, partition_statement
 from vecalchemy.testing import search_path_args
 from vecalchemy.types import Vector
@@ -271,14 +281,19 @@ def test_partition_declared_in_the_metadata_keeps_its_attached_indexes(
     project.check()
 
 
-def add_partition_migration(project: AlembicProject, op: CreatePartitionOp) -> str:
-    """A hand-written migration (as its author would write it) calling
-    ``op.create_partition``, rendered by vecalchemy's renderers."""
+def add_partition_migration(
+    project: AlembicProject,
+    op: alembic_ops.MigrateOperation | list[alembic_ops.MigrateOperation],
+) -> str:
+    """A hand-written migration (as its author would write it) calling the ``op.*`` of
+    ``op`` (one operation or several) in its upgrade and their reverses in its
+    downgrade, rendered by vecalchemy's renderers."""
+    ops = op if isinstance(op, list) else [op]
     script = command.revision(project.config, message="partition")
     assert script is not None and not isinstance(script, list)
     path = Path(script.path)
-    upgrade = render_python_code(alembic_ops.UpgradeOps([op]))
-    downgrade = render_python_code(alembic_ops.UpgradeOps([op.reverse()]))
+    upgrade = render_python_code(alembic_ops.UpgradeOps(ops))
+    downgrade = render_python_code(alembic_ops.UpgradeOps([o.reverse() for o in ops[::-1]]))
     source = path.read_text()
     head, _, tail = source.partition("def upgrade()")
     tail = tail.replace("    pass\n", upgrade.replace("# ###", "#") + "\n", 1)
@@ -443,5 +458,255 @@ def test_partition_ops_refuse_bad_input_before_sending_anything(
                 {"n": "docs_rest"},
             ).scalar()
             assert bound == "DEFAULT"
+    finally:
+        engine.dispose()
+
+
+# --- create_vector_index(concurrently=True) / drop_vector_index(concurrently=True) ------
+
+PARENT = """
+docs = Table(
+    "docs", metadata,
+    Column("id", Integer, nullable=False),
+    Column("tenant_id", Integer, nullable=False),
+    Column("embedding", Vector(3)),
+    postgresql_partition_by="LIST (tenant_id)",
+)
+"""
+CONCURRENT_INDEX = (
+    'HnswIndex("ix_docs_hnsw", docs.c.embedding, metric="cosine", m=8, concurrently=True)\n'
+)
+#: the partitions made at runtime, their LIST bounds, the tenant of their rows
+PARTITIONS = {"docs_a": (1,), "docs_b": (2, 3), "docs_c": (4,)}
+
+
+def parent_with_partitions(project: AlembicProject) -> str:
+    """Autogenerate and upgrade the LIST-partitioned parent (no index), then make three
+    partitions at runtime with a few rows each; returns the revision."""
+    project.write_models(PARENT)
+    project.revision()
+    project.upgrade()
+    with project.engine.begin() as conn:
+        for name, values in PARTITIONS.items():
+            conn.execute(partition_statement(parent_table("list"), name, values=list(values)))
+            conn.execute(
+                text(
+                    "INSERT INTO docs (id, tenant_id, embedding) SELECT i, :t,"
+                    " ARRAY[i, 1, 2]::real[]::vector FROM generate_series(1, 6) i"
+                ),
+                {"t": values[0]},
+            )
+    return project.heads()[0]
+
+
+def index_states(project: AlembicProject) -> dict[str, tuple[str, bool, str | None]]:
+    """index -> (relkind, indisvalid, the partitioned index it is attached to) of every
+    index in the schema but Alembic's own."""
+    rows = project.query(
+        "SELECT c.relname, c.relkind::text, i.indisvalid, p.relname FROM pg_class c"
+        " JOIN pg_index i ON i.indexrelid = c.oid"
+        " LEFT JOIN pg_inherits h ON h.inhrelid = c.oid"
+        " LEFT JOIN pg_class p ON p.oid = h.inhparent"
+        " WHERE c.relnamespace = to_regnamespace(:s) AND c.relname <> 'alembic_version_pkc'",
+        s=project.schema,
+    )
+    return {name: (kind, valid, parent) for name, kind, valid, parent in rows}
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "pg8000", "asyncpg"])
+def test_concurrently_on_a_partitioned_parent_builds_each_partition_and_attaches(
+    tmp_path: Path, vector_database_url: str, vector_schema: str, driver: str
+) -> None:
+    project = AlembicProject(
+        tmp_path, vector_database_url, vector_schema, registration=REGISTRATIONS[0], driver=driver
+    )
+    try:
+        first = parent_with_partitions(project)
+        project.write_models(PARENT + CONCURRENT_INDEX)
+        migration = project.revision()
+        assert ops_of(migration, "upgrade") == ["create_vector_index"]
+        assert "concurrently=True" in migration.split("def downgrade")[0]
+        assert "op.drop_vector_index('ix_docs_hnsw', table_name='docs', concurrently=True)" in (
+            migration
+        )
+
+        project.upgrade()
+        assert project.config.attributes["migration_driver"] == driver
+        # the parent's index and one per partition, named <index>_<partition>, each
+        # valid and attached to it
+        assert index_states(project) == {
+            "ix_docs_hnsw": ("I", True, None),
+            **{f"ix_docs_hnsw_{p}": ("i", True, "ix_docs_hnsw") for p in PARTITIONS},
+        }
+        defs = child_indexes(project, "ix_docs_hnsw")
+        assert set(defs) == set(PARTITIONS)
+        assert all(
+            "USING hnsw (embedding vector_cosine_ops) WITH (m='8')" in d for d in defs.values()
+        )
+        project.check()
+        # a partition made later gets its child from PostgreSQL, like any partitioned index
+        with project.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE docs_d PARTITION OF docs FOR VALUES IN (5)"))
+        assert set(child_indexes(project, "ix_docs_hnsw")) == {*PARTITIONS, "docs_d"}
+        project.check()
+
+        # downgrade: drop_vector_index(concurrently=True), a plain DROP INDEX on the
+        # partitioned index, takes every partition's with it
+        project.downgrade(first)
+        assert index_states(project) == {}
+        assert set(project.tables()) == {"docs", *PARTITIONS, "docs_d"}
+        # and up again: docs_d's index is built CONCURRENTLY too
+        project.upgrade()
+        assert index_states(project)["ix_docs_hnsw_docs_d"] == ("i", True, "ix_docs_hnsw")
+        assert index_states(project)["ix_docs_hnsw"] == ("I", True, None)
+        project.check()
+    finally:
+        project.dispose()
+
+
+@pytest.mark.parametrize("failure", ["division-by-zero", "name-taken"])
+def test_failed_concurrent_build_on_a_partitioned_parent_leaves_nothing_invalid(
+    project: AlembicProject, failure: str
+) -> None:
+    first = parent_with_partitions(project)
+    with project.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE stray (id int)"))
+        if failure == "name-taken":  # the name docs_b's index would get
+            conn.execute(text("CREATE INDEX ix_docs_fail_docs_b ON stray (id)"))
+    # docs_a (tenant 1) is built and attached first; docs_b's build fails: on its
+    # tenant-2 rows (a division by zero, met half-way: an INVALID index is left), or
+    # before it starts (its index's name is taken by another table's index)
+    where = "1 / (tenant_id - 2) > -1000000" if failure == "division-by-zero" else None
+    op = CreateVectorIndexOp(
+        "ix_docs_fail", "docs", "embedding", opclass="vector_l2_ops", where=where,
+        concurrently=True,
+    )  # fmt: skip
+    add_partition_migration(project, op)
+    expected = "division by zero" if failure == "division-by-zero" else "already exists"
+    with pytest.raises(DBAPIError, match=expected) as failed:
+        project.upgrade()
+    kept = {"ix_docs_fail_docs_b": ("i", True, None)} if failure == "name-taken" else {}
+    assert index_states(project) == kept  # the other table's index is not touched
+    assert project.query("SELECT version_num FROM alembic_version") == [(first,)]
+    if sys.version_info >= (3, 11):
+        notes = " ".join(getattr(failed.value, "__notes__", ()))
+        assert "the partitions' indexes the failed build made were dropped" in notes
+        if failure == "division-by-zero":
+            assert "INVALID index 'ix_docs_fail_docs_b' the failed build left was dropped" in (
+                notes
+            )
+
+
+def comments(sql: str) -> list[str]:
+    """The ``--`` comments of an ``--sql`` output but Alembic's ``-- Running ...``, each
+    as one line."""
+    blocks = re.findall(r"((?:^-- [^\n]*\n)+)", sql, re.MULTILINE)
+    texts = [" ".join(line[3:] for line in b.splitlines()) for b in blocks]
+    return [t for t in texts if not t.startswith("Running ")]
+
+
+def test_concurrently_on_a_partitioned_parent_offline_is_a_plain_create_and_drop(
+    project: AlembicProject,
+) -> None:
+    project.write_models(PARENT + CONCURRENT_INDEX)
+    ops = [
+        CreateVectorIndexOp(
+            "ix_docs_hnsw", "docs", "embedding", opclass="vector_cosine_ops", options={"m": 8},
+            concurrently=True,
+        ),
+        # a table target_metadata does not declare: no way to know, CONCURRENTLY
+        CreateVectorIndexOp(
+            "ix_other", "other", "embedding", opclass="vector_l2_ops", concurrently=True
+        ),
+    ]  # fmt: skip
+    add_partition_migration(project, ops)
+    up = project.offline("base:head")
+    assert re.search(
+        r"COMMIT;\n\n(-- [^\n]*\n)+\n"
+        r"CREATE INDEX ix_docs_hnsw ON docs USING hnsw \(embedding vector_cosine_ops\) "
+        r"WITH \(m = 8\);\n\nBEGIN;\n\n"
+        r"COMMIT;\n\nCREATE INDEX CONCURRENTLY ix_other ON other USING hnsw "
+        r"\(embedding vector_l2_ops\);\n\nBEGIN;",
+        up,
+    ), up
+    assert comments(up) == [
+        "ix_docs_hnsw: docs is a partitioned table (postgresql_partition_by in "
+        "target_metadata), where PostgreSQL refuses CREATE INDEX CONCURRENTLY, and its "
+        "partitions are not known offline; a plain CREATE INDEX instead, which builds the "
+        "index of every partition, holding a SHARE lock on each (writes wait) until it "
+        "commits. Run online, the migration builds each partition's index CONCURRENTLY "
+        "and attaches it."
+    ]
+    down = project.offline("head:base", downgrade=True)
+    assert re.search(
+        r"COMMIT;\n\nDROP INDEX CONCURRENTLY ix_other;\n\nBEGIN;\n\n"
+        r"COMMIT;\n\n(-- [^\n]*\n)+\nDROP INDEX ix_docs_hnsw;\n\nBEGIN;",
+        down,
+    ), down
+    assert comments(down) == [
+        "ix_docs_hnsw: docs is a partitioned table (postgresql_partition_by in "
+        "target_metadata), where PostgreSQL refuses DROP INDEX CONCURRENTLY; a plain DROP "
+        "INDEX instead, which drops the index of every partition with it, holding an ACCESS "
+        "EXCLUSIVE lock on the table and each partition until it commits."
+    ]
+    assert project.tables() == set()  # offline mode runs nothing
+
+
+def test_partitioned_concurrent_build_refuses_bad_input_and_keeps_an_existing_index(
+    vector_database_url: str, vector_schema: str
+) -> None:
+    engine = create_engine(
+        vector_database_url, connect_args=search_path_args("psycopg", vector_schema)
+    )
+    definition = "USING hnsw (embedding vector_l2_ops)"
+
+    def indexes(conn: Connection) -> dict[str, tuple[str, bool]]:
+        rows = conn.execute(
+            text(
+                "SELECT c.relname, c.relkind::text, i.indisvalid FROM pg_class c"
+                " JOIN pg_index i ON i.indexrelid = c.oid"
+                " WHERE c.relnamespace = current_schema()::regnamespace"
+            )
+        )
+        return {name: (kind, valid) for name, kind, valid in rows}
+
+    try:
+        with engine.begin() as conn:
+            parent_table("list").create(conn)
+            conn.execute(text("CREATE TABLE docs_1 PARTITION OF docs FOR VALUES IN (1)"))
+            conn.execute(text("CREATE TABLE plain (id int, embedding vector(3))"))
+        with engine.connect() as conn:
+            target = build_target(conn, None, "docs", "ix_e")
+            assert target is not None and target.schema == vector_schema
+            with pytest.raises(IndexDefinitionError, match="inside a transaction block"):
+                create_partitioned_index_concurrently(conn, target, definition)
+            conn.rollback()
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            with pytest.raises(IndexDefinitionError, match="starting with 'USING '"):
+                create_partitioned_index_concurrently(conn, target, "(embedding)")
+            plain = build_target(conn, None, "plain", "ix_p")
+            assert plain is not None
+            with pytest.raises(IndexDefinitionError, match="'plain' .* not a partitioned"):
+                create_partitioned_index_concurrently(conn, plain, definition)
+            assert indexes(conn) == {}  # nothing was sent
+
+            create_partitioned_index_concurrently(conn, target, definition)
+            made = {"ix_e": ("I", True), "ix_e_docs_1": ("i", True)}
+            assert indexes(conn) == made
+            # the name is taken: checkfirst skips; without it the build fails at once
+            # and the existing index is not dropped by the cleanup
+            create_partitioned_index_concurrently(conn, target, definition, checkfirst=True)
+            with pytest.raises(DBAPIError, match="already exists"):
+                create_partitioned_index_concurrently(conn, target, definition)
+            assert indexes(conn) == made
+        # the op: if_not_exists=True skips the build of an existing index
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn)
+            with ctx.begin_transaction():
+                Operations(ctx).create_vector_index(  # type: ignore[attr-defined]
+                    "ix_e", "docs", "embedding", opclass="vector_l2_ops", concurrently=True,
+                    if_not_exists=True,
+                )  # fmt: skip
+            assert indexes(conn) == made
     finally:
         engine.dispose()

@@ -3,7 +3,8 @@
 Operations (``op.create_vector_index``, ``op.drop_vector_index``,
 ``op.create_vector_extension``, ``op.drop_vector_extension``,
 ``op.alter_vector_extension_update``, ``op.create_partition``, ``op.drop_partition``)
-live in :mod:`vecalchemy_alembic.ops`; importing
+live in :mod:`vecalchemy_alembic.ops` (``op.set_vector_storage`` in
+:mod:`vecalchemy_alembic.storage`); importing
 it registers them (migrations that use them import it). Autogenerate comparators
 (vector indexes, the extension) are switched on in one of two ways:
 
@@ -38,6 +39,7 @@ __all__ = [
     "AlterVectorExtensionUpdateOp",
     "CreatePartitionOp",
     "DropPartitionOp",
+    "SetVectorStorageOp",
 ]
 
 #: the name to put in ``autogenerate_plugins`` (Alembic >= 1.18)
@@ -84,6 +86,12 @@ def _compare_schema(*args: Any) -> Any:
     return compare_vector_extension(*args)
 
 
+def _compare_storage(*args: Any) -> Any:
+    from .storage import compare_vector_storage
+
+    return compare_vector_storage(*args)
+
+
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     """Alembic ``render_item`` hook: vecalchemy types as ``vecalchemy.Vector(768)``
     (adding ``import vecalchemy``); ``False`` for anything else."""
@@ -99,13 +107,14 @@ def register() -> None:
     global _registered
     from alembic.autogenerate import comparators
 
-    from . import ops, render  # noqa: F401  (importing registers them)
+    from . import ops, render, storage  # noqa: F401  (importing registers them)
 
     if _registered:
         return
     _registered = True
     comparators.dispatch_for("table", **_priority())(_compare_table)
     comparators.dispatch_for("schema", **_priority())(_compare_schema)
+    comparators.dispatch_for("table", **_priority())(_compare_storage)
 
 
 def setup(plugin: Any) -> None:
@@ -114,9 +123,14 @@ def setup(plugin: Any) -> None:
     plugin.add_autogenerate_comparator(
         _compare_schema, "schema", "vector_extension", **_priority()
     )
+    plugin.add_autogenerate_comparator(_compare_storage, "table", "vector_storage", **_priority())
 
 
 def __getattr__(name: str) -> Any:
+    if name == "SetVectorStorageOp":
+        from .storage import SetVectorStorageOp
+
+        return SetVectorStorageOp
     if name in _OPS:
         from . import ops
 

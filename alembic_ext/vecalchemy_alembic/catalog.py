@@ -33,6 +33,7 @@ __all__ = [
     "reflect_vector_indexes",
     "canonical_forms",
     "attached_indexes",
+    "is_partitioned_index",
     "Partitioning",
     "partitioning",
 ]
@@ -144,6 +145,21 @@ def attached_indexes(conn: Connection, table: str, schema: str | None) -> set[st
     index only (PostgreSQL: "cannot drop index ... because index ... requires it")."""
     rows = conn.execute(_ATTACHED, {"schema": schema, "table": table})
     return {str(r[0]) for r in rows}
+
+
+#: whether the index, by its regclass text (found as the server finds it: in its schema,
+#: or through the search_path), is the partitioned index of a partitioned table
+_PARTITIONED_INDEX = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass(:name) AND c.relkind = 'I')"
+)
+
+
+def is_partitioned_index(conn: Connection, name: str, schema: str | None) -> bool:
+    """Whether the index ``schema.name`` (``schema`` None: as the search_path finds it)
+    is a partitioned table's index (``pg_class.relkind = 'I'``), on which PostgreSQL
+    refuses ``DROP INDEX CONCURRENTLY``; False when there is no such index."""
+    params = {"name": sqltext.regclass_text(name, schema)}
+    return bool(conn.execute(_PARTITIONED_INDEX, params).scalar())
 
 
 @dataclass(frozen=True)

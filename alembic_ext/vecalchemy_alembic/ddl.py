@@ -29,6 +29,7 @@ __all__ = [
     "compile_sql",
     "key_sql",
     "qualified",
+    "index_definition_sql",
     "create_index_sql",
     "drop_index_sql",
     "version_literal",
@@ -69,6 +70,31 @@ def qualified(name: str, schema: str | None, dialect: Dialect) -> str:
     return sqltext.qualified(dialect, name, schema)
 
 
+def index_definition_sql(
+    dialect: Dialect,
+    *,
+    expression: Expression,
+    method: str,
+    opclass: str | None,
+    options: Mapping[str, int],
+    where: Expression | None,
+) -> str:
+    """What follows ``ON table`` in ``CREATE INDEX``: ``USING method (key opclass) WITH
+    (...) WHERE ...``; ``method``, ``opclass`` and ``options`` must be validated already."""
+    key = key_sql(expression, dialect)
+    parts = [f"USING {method}", f"({key} {opclass})" if opclass else f"({key})"]
+    if options:
+        parts.append("WITH (" + ", ".join(f"{k} = {int(v)}" for k, v in options.items()) + ")")
+    if where is not None:
+        pred = (
+            sqltext.check_expression_sql(where, "where=")
+            if isinstance(where, str)
+            else compile_sql(sqltext.check_where(where), dialect)
+        )
+        parts.append(f"WHERE {pred}")
+    return " ".join(parts)
+
+
 def create_index_sql(
     dialect: Dialect,
     *,
@@ -91,18 +117,17 @@ def create_index_sql(
     if if_not_exists:
         parts.append("IF NOT EXISTS")
     parts.append(sqltext.quote(dialect, name))
-    parts.append(f"ON {qualified(table, schema, dialect)} USING {method}")
-    key = key_sql(expression, dialect)
-    parts.append(f"({key} {opclass})" if opclass else f"({key})")
-    if options:
-        parts.append("WITH (" + ", ".join(f"{k} = {int(v)}" for k, v in options.items()) + ")")
-    if where is not None:
-        pred = (
-            sqltext.check_expression_sql(where, "where=")
-            if isinstance(where, str)
-            else compile_sql(sqltext.check_where(where), dialect)
+    parts.append(f"ON {qualified(table, schema, dialect)}")
+    parts.append(
+        index_definition_sql(
+            dialect,
+            expression=expression,
+            method=method,
+            opclass=opclass,
+            options=options,
+            where=where,
         )
-        parts.append(f"WHERE {pred}")
+    )
     return " ".join(parts)
 
 

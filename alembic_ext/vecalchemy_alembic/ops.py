@@ -19,15 +19,22 @@ Each is a :class:`~alembic.operations.MigrateOperation` with ``reverse()`` and
 ``to_diff_tuple()``, so autogenerate, ``alembic check`` and downgrades see them, and each
 renders its DDL in offline mode (``alembic upgrade --sql``). ``concurrently=True`` runs
 the statement in an autocommit block (PostgreSQL refuses ``CREATE INDEX CONCURRENTLY``
-inside a transaction).
+inside a transaction). On a partitioned table, where PostgreSQL refuses ``CREATE`` and
+``DROP INDEX CONCURRENTLY``, ``create_vector_index(concurrently=True)`` builds each
+partition's index CONCURRENTLY and attaches it to the parent's
+(:func:`vecalchemy.indexes.build.create_partitioned_index_concurrently`), and
+``drop_vector_index(concurrently=True)`` is a plain ``DROP INDEX``; see their docstrings
+for offline mode.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import re
+import textwrap
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from alembic.autogenerate import renderers
@@ -49,13 +56,16 @@ from vecalchemy.facts import (
     opclass_info,
 )
 from vecalchemy.indexes import validate_vector_index
-from vecalchemy.indexes.cleanup import add_note, build_target, drop_invalid_index
+from vecalchemy.indexes.build import create_partitioned_index_concurrently, is_partitioned
+from vecalchemy.indexes.cleanup import BuildTarget, add_note, build_target, drop_invalid_index
 from vecalchemy.types import TYPES_BY_SQL_TYPE, VectorType
 
+from .catalog import is_partitioned_index
 from .ddl import (
     Expression,
     create_index_sql,
     drop_index_sql,
+    index_definition_sql,
     qualified,
     version_literal,
 )
@@ -71,16 +81,58 @@ __all__ = [
 ]
 
 
-def _execute(operations: Operations, sql: str, *, autocommit: bool = False) -> None:
+def _execute(
+    operations: Operations,
+    sql: str,
+    *,
+    autocommit: bool = False,
+    online: Callable[[Connection], None] | None = None,
+    on_failure: Callable[[Connection, BaseException], None] | None = None,
+    comment: str | None = None,
+) -> None:
+    """Run ``sql`` in the migration's transaction or, with ``autocommit``, in an
+    autocommit block (offline: between the ``COMMIT`` and ``BEGIN`` written around it).
+
+    Online, in the block, ``online(conn)`` runs in place of ``sql`` when given (``conn``
+    the block's AUTOCOMMIT connection: a build that reads the catalog first); if the
+    block's work fails, ``on_failure(conn, error)`` runs before the block is left (the
+    connection still AUTOCOMMIT), then the error propagates: the cleanup of what a failed
+    ``CREATE INDEX CONCURRENTLY`` left. Offline, ``comment`` is written as ``--`` lines
+    before the statement.
+    """
     ctx = operations.get_context()
     statement = sqltext.Statement(sql, for_script=ctx.as_sql)
+    conn = None if ctx.as_sql else ctx.connection
     if not autocommit:
+        _comment(operations, comment)
         operations.execute(statement)
         return
     with ctx.autocommit_block():
-        if not ctx.as_sql and ctx.connection is not None:
-            _leave_driver_transaction(ctx.connection)
-        operations.execute(statement)
+        _comment(operations, comment)
+        if conn is None:
+            operations.execute(statement)
+            return
+        try:
+            _leave_driver_transaction(conn)
+            if online is None:
+                operations.execute(statement)
+            else:
+                online(conn)
+        except BaseException as e:
+            if on_failure is not None:
+                on_failure(conn, e)
+            raise
+
+
+def _comment(operations: Operations, comment: str | None) -> None:
+    """Write ``comment`` into the ``--sql`` output as ``--`` lines (online: nothing)."""
+    ctx = operations.get_context()
+    if comment is None or not ctx.as_sql:
+        return
+    # names are quoted (control characters escaped): no line of it can end the comment
+    flat = re.sub(r"[\x00-\x1f\x7f]", " ", comment)
+    lines = textwrap.wrap(flat, 85, break_long_words=False, break_on_hyphens=False)
+    ctx.impl.static_output("\n".join("-- " + line for line in lines))
 
 
 def _leave_driver_transaction(conn: Connection) -> None:
@@ -131,6 +183,23 @@ class CreateVectorIndexOp(MigrateOperation):
     operator class, metric and options are checked here and the dimension rules are
     left to the server. ``options`` holds the explicitly given ``m``,
     ``ef_construction`` (HNSW) or ``lists`` (IVFFlat).
+
+    ``concurrently=True`` runs ``CREATE INDEX CONCURRENTLY`` in an autocommit block; if the
+    build fails, the INVALID index it left is dropped before the error propagates. On a
+    partitioned table (``pg_class.relkind = 'p'``, read online), where PostgreSQL refuses
+    ``CREATE INDEX CONCURRENTLY``, the index is built as PostgreSQL allows
+    (:func:`vecalchemy.indexes.build.create_partitioned_index_concurrently`): ``CREATE
+    INDEX ... ON ONLY`` the parent, each partition's index ``CONCURRENTLY`` (named
+    ``<index>_<partition>``, :func:`vecalchemy.indexes.build.partition_index_name`), then
+    ``ALTER INDEX ... ATTACH PARTITION``; a failed build drops what it made, leaving
+    nothing INVALID; ``if_not_exists`` skips the build when the index exists.
+    Sub-partitioned partitions are refused. Offline (``--sql``) the partitions are
+    unknown: for a table ``target_metadata`` declares partitioned
+    (``postgresql_partition_by``), the script gets a plain ``CREATE INDEX`` (outside the
+    migration's transaction, after a ``--`` comment saying why), which builds every
+    partition's index while holding a SHARE lock on each; a table not in
+    ``target_metadata`` gets ``CREATE INDEX CONCURRENTLY``, which PostgreSQL then refuses
+    if it is partitioned.
 
     Raises :class:`~vecalchemy.exc.IndexDefinitionError` before anything is sent.
     """
@@ -243,7 +312,8 @@ class CreateVectorIndexOp(MigrateOperation):
         column's type); ``opclass`` names it. ``m`` (2-100), ``ef_construction``
         (4-1000, >= 2*m) are HNSW options, ``lists`` (1-32768) IVFFlat's
         (pgvector src/hnsw.c, src/ivfflat.c). ``where`` makes a partial index;
-        ``concurrently`` builds outside the transaction (autocommit block).
+        ``concurrently`` builds outside the transaction (autocommit block), on a
+        partitioned table partition by partition (see :class:`CreateVectorIndexOp`).
 
         Raises :class:`~vecalchemy.exc.IndexDefinitionError` before anything is sent.
         """
@@ -302,6 +372,16 @@ def _describe(expression: Any) -> str:
 class DropVectorIndexOp(MigrateOperation):
     """``DROP INDEX [CONCURRENTLY] [IF EXISTS] name``.
 
+    ``concurrently=True`` runs the statement in an autocommit block. PostgreSQL refuses
+    ``DROP INDEX CONCURRENTLY`` on a partitioned table's index (``pg_class.relkind =
+    'I'``, read online; offline: ``table_name`` declared with ``postgresql_partition_by``
+    in ``target_metadata``, and the script says so in a ``--`` comment), so that one is
+    dropped with a plain ``DROP INDEX``, still in the autocommit block: the index of every
+    partition goes with it, and the statement holds an ACCESS EXCLUSIVE lock on the table
+    and each partition while it runs (it waits for the queries running on them, and the
+    queries that come meanwhile wait for it). Offline without ``table_name``, or for a
+    table not in ``target_metadata``, ``DROP INDEX CONCURRENTLY`` is written.
+
     Reversible when it carries the definition of the index it drops (autogenerate always
     gives it); otherwise ``reverse()`` raises :class:`ValueError`.
     """
@@ -340,7 +420,8 @@ class DropVectorIndexOp(MigrateOperation):
         if_exists: bool = False,
     ) -> None:
         """Drop a vector index (``op.drop_vector_index``); ``concurrently`` runs
-        ``DROP INDEX CONCURRENTLY`` in an autocommit block."""
+        ``DROP INDEX CONCURRENTLY`` in an autocommit block (a plain ``DROP INDEX`` for a
+        partitioned table's index: see :class:`DropVectorIndexOp`)."""
         operations.invoke(
             cls(
                 index_name,
@@ -732,52 +813,119 @@ def _resolve_opclass(operations: Operations, op: CreateVectorIndexOp) -> str | N
 
 @Operations.implementation_for(CreateVectorIndexOp)
 def create_vector_index(operations: Operations, op: CreateVectorIndexOp) -> None:
-    """Emit the ``CREATE INDEX`` of ``op`` (in an autocommit block when concurrent)."""
-    sql = create_index_sql(
-        operations.get_context().dialect,
-        name=op.index_name,
-        table=op.table_name,
-        schema=op.schema,
+    """Emit the ``CREATE INDEX`` of ``op`` (in an autocommit block when concurrent; on a
+    partitioned table, partition by partition: see :class:`CreateVectorIndexOp`)."""
+    ctx = operations.get_context()
+    opclass = _resolve_opclass(operations, op)
+    definition = index_definition_sql(
+        ctx.dialect,
         expression=op.expression,
         method=op.method,
-        opclass=_resolve_opclass(operations, op),
+        opclass=opclass,
         options=op.options,
         where=op.where,
-        concurrently=op.concurrently,
-        if_not_exists=op.if_not_exists,
     )
-    ctx = operations.get_context()
-    if not op.concurrently or ctx.as_sql or ctx.connection is None:
-        _execute(operations, sql, autocommit=op.concurrently)
+
+    def create_sql(concurrently: bool) -> str:
+        return create_index_sql(
+            ctx.dialect,
+            name=op.index_name,
+            table=op.table_name,
+            schema=op.schema,
+            expression=op.expression,
+            method=op.method,
+            opclass=opclass,
+            options=op.options,
+            where=op.where,
+            concurrently=concurrently,
+            if_not_exists=op.if_not_exists,
+        )
+
+    sql = create_sql(op.concurrently)
+    if not op.concurrently:
+        _execute(operations, sql)
         return
-    conn = ctx.connection
-    target = None
-    try:
-        with ctx.autocommit_block():
-            _leave_driver_transaction(conn)
-            target = build_target(conn, op.schema, op.table_name, op.index_name)
-            conn.execute(sqltext.Statement(sql))
-    except BaseException as e:
-        # a failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind: drop it
-        # from a fresh connection (this one may be dead), then re-raise
+    if ctx.as_sql or ctx.connection is None:
+        if not _declared_partitioned(operations, op.table_name, op.schema):
+            _execute(operations, sql, autocommit=True)
+            return
+        comment = (
+            f"{sqltext.quote(ctx.dialect, op.index_name)}: "
+            f"{qualified(op.table_name, op.schema, ctx.dialect)} is a partitioned table "
+            "(postgresql_partition_by in target_metadata), where PostgreSQL refuses "
+            "CREATE INDEX CONCURRENTLY, and its partitions are not known offline; a plain "
+            "CREATE INDEX instead, which builds the index of every partition, holding a "
+            "SHARE lock on each (writes wait) until it commits. Run online, the migration "
+            "builds each partition's index CONCURRENTLY and attaches it."
+        )
+        _execute(operations, create_sql(False), autocommit=True, comment=comment)
+        return
+    started: list[BuildTarget] = []
+
+    def build(conn: Connection) -> None:
+        target = build_target(conn, op.schema, op.table_name, op.index_name)
+        if target is not None and is_partitioned(conn, target):
+            # cleans up after itself: nothing INVALID is left on a partition or the parent
+            create_partitioned_index_concurrently(
+                conn, target, definition, checkfirst=op.if_not_exists
+            )
+            return
         if target is not None:
+            started.append(target)
+        conn.execute(sqltext.Statement(sql))
+
+    def cleanup(conn: Connection, error: BaseException) -> None:
+        # a failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind: drop it from
+        # a fresh connection (this one may be dead)
+        for target in started:
             note = drop_invalid_index(conn.engine, target, given=conn)
             if note is not None:
-                add_note(e, note)
-        raise
+                add_note(error, note)
+
+    _execute(operations, sql, autocommit=True, online=build, on_failure=cleanup)
 
 
 @Operations.implementation_for(DropVectorIndexOp)
 def drop_vector_index(operations: Operations, op: DropVectorIndexOp) -> None:
-    """Emit the ``DROP INDEX`` of ``op`` (in an autocommit block when concurrent)."""
-    sql = drop_index_sql(
-        operations.get_context().dialect,
-        name=op.index_name,
-        schema=op.schema,
-        concurrently=op.concurrently,
-        if_exists=op.if_exists,
-    )
-    _execute(operations, sql, autocommit=op.concurrently)
+    """Emit the ``DROP INDEX`` of ``op`` (in an autocommit block when concurrent; a plain
+    ``DROP INDEX`` for the index of a partitioned table: see :class:`DropVectorIndexOp`)."""
+    ctx = operations.get_context()
+
+    def drop_sql(concurrently: bool) -> str:
+        return drop_index_sql(
+            ctx.dialect,
+            name=op.index_name,
+            schema=op.schema,
+            concurrently=concurrently,
+            if_exists=op.if_exists,
+        )
+
+    if not op.concurrently:
+        _execute(operations, drop_sql(False))
+        return
+    if ctx.as_sql or ctx.connection is None:
+        if op.table_name is None or not _declared_partitioned(
+            operations, op.table_name, op.schema
+        ):
+            _execute(operations, drop_sql(True), autocommit=True)
+            return
+        comment = (
+            f"{qualified(op.index_name, op.schema, ctx.dialect)}: "
+            f"{qualified(op.table_name, op.schema, ctx.dialect)} is a partitioned table "
+            "(postgresql_partition_by in target_metadata), where PostgreSQL refuses DROP "
+            "INDEX CONCURRENTLY; a plain DROP INDEX instead, which drops the index of "
+            "every partition with it, holding an ACCESS EXCLUSIVE lock on the table and "
+            "each partition until it commits."
+        )
+        _execute(operations, drop_sql(False), autocommit=True, comment=comment)
+        return
+
+    def drop(conn: Connection) -> None:
+        # read in the autocommit block, as the drop runs: not in the migration's transaction
+        partitioned = is_partitioned_index(conn, op.index_name, op.schema)
+        conn.execute(sqltext.Statement(drop_sql(not partitioned)))
+
+    _execute(operations, drop_sql(True), autocommit=True, online=drop)
 
 
 @Operations.implementation_for(CreateVectorExtensionOp)
@@ -821,16 +969,28 @@ _IS_PARTITION_OF = text(
 )
 
 
-def _declared_parent(operations: Operations, op: _PartitionOp) -> Table:
-    """The parent Table from ``target_metadata`` (offline: no catalog to read)."""
-    ctx = operations.get_context()
-    metadata = ctx.opts.get("target_metadata")
+def _declared_table(operations: Operations, name: str, schema: str | None) -> Table | None:
+    """The Table ``schema.name`` of ``target_metadata`` (a MetaData or a sequence of
+    them; the last that has it), or None."""
+    metadata = operations.get_context().opts.get("target_metadata")
     found: Table | None = None
     for md in metadata if isinstance(metadata, (list, tuple)) else [metadata]:
         if isinstance(md, MetaData):
-            key = f"{op.schema}.{op.parent_table_name}" if op.schema else op.parent_table_name
-            table = md.tables.get(key)
+            table = md.tables.get(f"{schema}.{name}" if schema else name)
             found = table if table is not None else found
+    return found
+
+
+def _declared_partitioned(operations: Operations, name: str, schema: str | None) -> bool:
+    """Whether ``target_metadata`` declares ``schema.name`` partitioned
+    (``postgresql_partition_by``): offline, what there is to know of the table."""
+    table = _declared_table(operations, name, schema)
+    return table is not None and bool(table.dialect_options["postgresql"]["partition_by"])
+
+
+def _declared_parent(operations: Operations, op: _PartitionOp) -> Table:
+    """The parent Table from ``target_metadata`` (offline: no catalog to read)."""
+    found = _declared_table(operations, op.parent_table_name, op.schema)
     if found is None or not found.dialect_options["postgresql"]["partition_by"]:
         raise _partition_error(
             f"cannot render the partition {op.partition_name!r} of "

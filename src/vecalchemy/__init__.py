@@ -74,6 +74,13 @@ from .search import (
     iterative_search,
     search_settings,
 )
+from .storage import (
+    StorageAdvice,
+    column_storage,
+    count_out_of_line,
+    set_vector_storage,
+    storage_advice,
+)
 from .tenants import (
     TenantPartition,
     create_tenant_partition,
@@ -148,6 +155,11 @@ __all__ = [
     "IndexUsage",
     "explain_index_usage",
     "measure_recall",
+    "StorageAdvice",
+    "storage_advice",
+    "column_storage",
+    "set_vector_storage",
+    "count_out_of_line",
     "PartitionKey",
     "partition_key",
     "partition_statement",

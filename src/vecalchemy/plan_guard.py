@@ -57,9 +57,11 @@ _HAS_VECTOR_INDEX = text(
 _REMEDIES = (
     "run ANALYZE on the table (statistics taken before a bulk load, or none, mislead "
     "the planner); keep vectors of up to ~2000 dimensions inline with ALTER TABLE ... "
-    "ALTER COLUMN ... SET STORAGE PLAIN (TOASTed vectors make the heap look cheap, "
+    "ALTER COLUMN ... SET STORAGE PLAIN and a rewrite of the rows, e.g. VACUUM FULL "
+    "(vecalchemy.storage.set_vector_storage; TOASTed vectors make the heap look cheap, "
     "pgvector #784, #353); or encourage the index for the transaction with "
-    "SET LOCAL enable_seqscan = off (pgvector README, Troubleshooting; #257, #152). "
+    "search_settings(conn, prefer_index=True), i.e. SET LOCAL enable_seqscan = off "
+    "(pgvector README, Troubleshooting; #257, #152). "
     "On a small table a sequential scan may simply be the faster plan"
 )
 

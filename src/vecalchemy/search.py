@@ -12,6 +12,11 @@ silently revert to the default when it loads.
 The same settings as an execution option: ``install_search_options(engine)`` once, then
 ``stmt.execution_options(vector_search={"ef_search": 100})``.
 
+One planner setting rides along: ``prefer_index=True`` (``SET LOCAL enable_seqscan =
+off``) for the statements where the planner prefers a sequential scan of a table whose
+vectors are stored out of line (TOAST) to its HNSW/IVFFlat index (pgvector issues #784,
+#821, #835).
+
 Query shapes (pgvector README): :func:`iterative_search` (a materialized CTE, ordered by
 ``distance + 0``, for filtered searches with iterative index scans) and
 :func:`binary_quantized_search` (ANN over ``binary_quantize``, exact re-rank); for rows
@@ -95,6 +100,31 @@ def _check(field_name: str, value: Any) -> str:
     return str(value) if guc.kind is int else repr(float(value))
 
 
+#: the planner setting behind :attr:`SearchSettings.prefer_index` (PostgreSQL, not pgvector)
+PREFER_INDEX_GUC = "enable_seqscan"
+_PREFER_INDEX_VALUES = {True: "off", False: "on"}
+
+
+def _check_prefer_index(value: Any) -> str:
+    """``enable_seqscan``'s text for ``prefer_index`` (``True`` -> ``off``)."""
+    if not isinstance(value, bool):
+        raise SearchSettingError(
+            f"prefer_index ({PREFER_INDEX_GUC} = off) must be a bool, got "
+            f"{type(value).__name__} {value!r}"
+        )
+    return _PREFER_INDEX_VALUES[value]
+
+
+def _check_field(field_name: str, value: Any) -> str:
+    if field_name == "prefer_index":
+        return _check_prefer_index(value)
+    return _check(field_name, value)
+
+
+def _guc_of(field_name: str) -> str:
+    return PREFER_INDEX_GUC if field_name == "prefer_index" else SEARCH_SETTINGS[field_name].name
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """pgvector's query-time settings, checked on construction.
@@ -106,8 +136,25 @@ class SearchSettings:
     1..32768, default 1); ``ivfflat_iterative_scan`` (``off``/``relaxed_order`` only);
     ``max_probes`` (int 1..32768). ``None`` leaves a setting as it is.
 
+    ``prefer_index`` (bool): ``True`` sends PostgreSQL's ``enable_seqscan = off`` for the
+    transaction, ``False`` sends ``enable_seqscan = on``. It is the remedy for a planner
+    that picks ``Seq Scan`` + ``Sort`` over the vector index for an ``ORDER BY <distance>
+    LIMIT k`` query: vectors of more than ~500 dimensions (``vector``; ~1000 for
+    ``halfvec``) are stored out of line in the TOAST table, which the sequential scan's
+    cost does not count, so the heap looks cheap (pgvector issues #784, #821, #835;
+    pgvector README, Troubleshooting). The trade-off: ``enable_seqscan`` is not per table
+    -- while it is off, *every* statement of the transaction, and every table in it
+    (joined tables, subqueries, a filter's table), is planned avoiding sequential scans
+    where any other path exists (an index scan of a btree over the whole table, a
+    bitmap scan), which can be much slower for a table the index was not meant for.
+    Scope it to the search: ``with search_settings(conn, prefer_index=True):`` restores
+    the previous value on leaving the block. The remedy that leaves every other plan
+    alone is the storage one: :func:`vecalchemy.storage.set_vector_storage` (``SET
+    STORAGE PLAIN``, then a rewrite of the rows), see :mod:`vecalchemy.storage`.
+
     Raises :class:`~vecalchemy.exc.SearchSettingError` naming the setting, the expected
-    type/range and the value (bools, strings for numbers, NaN/inf, out of range).
+    type/range and the value (bools, strings for numbers, NaN/inf, out of range; for
+    ``prefer_index`` anything but a bool).
     """
 
     ef_search: int | None = None
@@ -117,28 +164,40 @@ class SearchSettings:
     probes: int | None = None
     ivfflat_iterative_scan: str | None = None
     max_probes: int | None = None
+    prefer_index: bool | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
-                _check(f.name, value)
+                _check_field(f.name, value)
 
     @classmethod
     def from_gucs(cls, gucs: Mapping[str, Any]) -> SearchSettings:
-        """From pgvector's names: ``{"hnsw.ef_search": 100, "ivfflat.probes": 10}``."""
-        unknown = [name for name in gucs if name not in SEARCH_SETTINGS_BY_GUC]
+        """From pgvector's names: ``{"hnsw.ef_search": 100, "ivfflat.probes": 10}``;
+        ``"enable_seqscan"`` takes ``"off"``/``"on"`` (``prefer_index`` ``True``/``False``)."""
+        known = (*SEARCH_SETTINGS_BY_GUC, PREFER_INDEX_GUC)
+        unknown = [name for name in gucs if name not in known]
         if unknown:
             raise SearchSettingError(
                 f"unknown search setting(s) {', '.join(map(repr, unknown))}; expected "
-                + ", ".join(SEARCH_SETTINGS_BY_GUC)
+                + ", ".join(known)
             )
-        return cls(**{SEARCH_SETTINGS_BY_GUC[name]: value for name, value in gucs.items()})
+        kw = {SEARCH_SETTINGS_BY_GUC[n]: v for n, v in gucs.items() if n != PREFER_INDEX_GUC}
+        if PREFER_INDEX_GUC in gucs:
+            value = gucs[PREFER_INDEX_GUC]
+            if value not in ("off", "on"):
+                raise SearchSettingError(
+                    f"{PREFER_INDEX_GUC} must be 'off' or 'on', got {value!r}"
+                )
+            kw["prefer_index"] = value == "off"
+        return cls(**kw)
 
     def gucs(self) -> dict[str, str]:
-        """``{GUC name: checked text value}`` of the settings that are not ``None``."""
+        """``{setting name: checked text value}`` of the settings that are not ``None``
+        (``prefer_index`` as ``{"enable_seqscan": "off"}``)."""
         return {
-            SEARCH_SETTINGS[f.name].name: _check(f.name, getattr(self, f.name))
+            _guc_of(f.name): _check_field(f.name, getattr(self, f.name))
             for f in fields(self)
             if getattr(self, f.name) is not None
         }
@@ -152,11 +211,15 @@ def _settings(
     if isinstance(settings, SearchSettings):
         return settings
     given = dict(settings or kw)
-    unknown = [k for k in given if k not in SEARCH_SETTINGS and k not in SEARCH_SETTINGS_BY_GUC]
+    unknown = [
+        k
+        for k in given
+        if k not in SEARCH_SETTINGS and k not in SEARCH_SETTINGS_BY_GUC and k != "prefer_index"
+    ]
     if unknown:
         raise SearchSettingError(
             f"unknown search setting(s) {', '.join(map(repr, unknown))}; expected "
-            + ", ".join(SEARCH_SETTINGS)
+            + ", ".join((*SEARCH_SETTINGS, "prefer_index"))
         )
     return SearchSettings(**{SEARCH_SETTINGS_BY_GUC.get(k, k): v for k, v in given.items()})
 

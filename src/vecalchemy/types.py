@@ -27,6 +27,7 @@ from . import codecs
 from .exc import InvalidVectorError
 from .facts import BIT_MAX_LENGTH, MAX_DIM, METRICS, SPARSEVEC_MAX_DIM, metrics_for
 from .psycopg import BitParam
+from .storage import check_storage, listen_for_storage
 from .values import SparseVector
 
 __all__ = [
@@ -180,7 +181,9 @@ class VectorType(TypeDecorator[Any]):
     max_dim: ClassVar[int] = MAX_DIM
     comparator_factory = VectorComparator
 
-    def __init__(self, dim: int | None = None, *, metric: str | None = None) -> None:
+    def __init__(
+        self, dim: int | None = None, *, metric: str | None = None, storage: str | None = None
+    ) -> None:
         if dim is not None:
             if isinstance(dim, bool) or not isinstance(dim, int):
                 raise InvalidVectorError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
@@ -197,14 +200,23 @@ class VectorType(TypeDecorator[Any]):
                 f"{type(self).__name__}: unknown metric {metric!r} for {self.sql_type}; "
                 f"expected one of {', '.join(metrics_for(self.sql_type))}"
             )
+        if storage is not None:
+            storage = check_storage(storage)
         super().__init__(dim)
         self.dim = dim
         self.metric = metric
+        #: ``ALTER TABLE ... SET STORAGE`` mode run after ``CREATE TABLE`` (see
+        #: :mod:`vecalchemy.storage`); ``None``: the type's own (pgvector's ``external``)
+        self.storage = storage
+        if storage is not None:
+            listen_for_storage(self, storage)
 
     def __repr__(self) -> str:
         args = [] if self.dim is None else [repr(self.dim)]
         if self.metric is not None:
             args.append(f"metric={self.metric!r}")
+        if self.storage is not None:
+            args.append(f"storage={self.storage!r}")
         return f"{type(self).__name__}({', '.join(args)})"
 
     @property
@@ -219,6 +231,8 @@ class VectorType(TypeDecorator[Any]):
             and self.metric in metrics_for(cls.sql_type)
         ):
             kw.setdefault("metric", self.metric)
+        if isinstance(cls, type) and issubclass(cls, VectorType) and self.storage is not None:
+            kw.setdefault("storage", self.storage)
         return super().adapt(cls, **kw)
 
     def coerce_compared_value(self, op: Any, value: Any) -> Any:
@@ -408,7 +422,12 @@ class Vector(_DenseType):
     ``Vector(768, metric="cosine")``. ``dim=None`` leaves the column without a typmod
     (any dimension; such a column cannot be indexed). ``metric`` (``"l2"``,
     ``"inner_product"``, ``"cosine"``, ``"l1"``) drives ``col.distance(q)`` and the
-    opclass of indexes declared on the column.
+    opclass of indexes declared on the column. ``storage`` (``"plain"``, ``"external"``,
+    ``"extended"``, ``"main"``; any of the four types) follows the table's ``CREATE
+    TABLE`` (``metadata.create_all``, Alembic's ``op.create_table``) with ``ALTER TABLE
+    ... ALTER COLUMN ... SET STORAGE``: ``"plain"`` keeps vectors in the heap row, so the
+    planner sees their size (see :mod:`vecalchemy.storage`). An existing column (or
+    ``op.add_column``) is changed with :func:`vecalchemy.storage.set_vector_storage`.
 
     Binds lists/tuples, 1-D arrays of any real dtype, pgvector-python ``Vector``;
     returns a ``(dim,)`` float32 ``np.ndarray``.
@@ -490,8 +509,10 @@ class Bit(VectorType):
     comparator_factory = BitComparator  # type: ignore[assignment]
     _result_class = str
 
-    def __init__(self, length: int | None = None, *, metric: str | None = None) -> None:
-        super().__init__(length, metric=metric)
+    def __init__(
+        self, length: int | None = None, *, metric: str | None = None, storage: str | None = None
+    ) -> None:
+        super().__init__(length, metric=metric, storage=storage)
         #: Number of bits (``None``: any). An attribute named like the constructor
         #: argument, so SQLAlchemy's cache key and ``adapt()`` see it.
         self.length = length

@@ -4,8 +4,12 @@
 ``pg_stat_progress_create_index`` (a tqdm bar or a callback); a ``concurrently=True``
 index is built on an AUTOCOMMIT connection (PostgreSQL refuses ``CREATE INDEX
 CONCURRENTLY`` in a transaction block) and the INVALID index a failed build leaves is
-dropped from a fresh connection of the same engine (the build's own may be dead). The
-phases reported are pgvector's (src/hnsw.c, src/ivfflat.c).
+dropped from a fresh connection of the same engine (the build's own may be dead). On a
+partitioned table (where PostgreSQL refuses ``CREATE INDEX CONCURRENTLY``) the index is
+built ``ON ONLY`` the parent, then partition by partition CONCURRENTLY and attached;
+:func:`create_partitioned_index_concurrently` does the same for an already compiled
+definition (Alembic's ``create_vector_index``). The phases reported are pgvector's
+(src/hnsw.c, src/ivfflat.c).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ __all__ = [
     "build_vector_index_async",
     "build_plainly_in_transaction",
     "concurrent_connection",
+    "create_partitioned_index_concurrently",
+    "is_partitioned",
     "partition_index_name",
 ]
 
@@ -289,11 +295,13 @@ def _build_concurrently(
         with concurrent_connection(bind, index) as conn:
             target = target_of(conn, index)
             pid = target.pid if target is not None else None
-            if target is not None and _is_partitioned(conn, target):
+            if target is not None and is_partitioned(conn, target):
                 partitioned = _PartitionedBuild(target)
-                _build_partitions(
-                    conn, index, partitioned, checkfirst, progress, poll_interval, settings
-                )
+                if not (checkfirst and _index_exists(conn, target)):
+                    tail = _index_tail(conn, index)
+                    _build_partitions(
+                        conn, partitioned, tail, progress, poll_interval, settings, index
+                    )
             else:
                 _build(
                     conn, index, checkfirst, progress, poll_interval, pid=pid, settings=settings
@@ -348,7 +356,7 @@ async def build_vector_index_async(
 
 def _build(
     conn: Connection,
-    index: Index,
+    index: Index | None,
     checkfirst: bool,
     progress: bool | Callable[[BuildProgress], None],
     poll_interval: float,
@@ -361,8 +369,12 @@ def _build(
     """Create ``index`` on ``conn``, a watcher reporting progress meanwhile; ``pid`` is
     the connection's backend pid when already known; ``settings`` (checked) are applied
     to the session for the build and restored after it. ``statement`` (one partition's
-    ``CREATE INDEX``, named ``label``) is run instead of the index's own DDL."""
-    name = str(index.name) if label is None else label
+    ``CREATE INDEX``, named ``label``) is run instead of the index's own DDL; ``index``
+    may then be None (no ``settings`` to apply)."""
+    if label is None:
+        assert index is not None
+        label = str(index.name)
+    name = label
     bar: _TqdmReporter | None = None
     report: Callable[[BuildProgress], None] | None = None
     if callable(progress):
@@ -380,9 +392,13 @@ def _build(
             pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         start = _start_task_watcher if conn.dialect.is_async else _start_thread_watcher
         finish = start(conn.engine, pid, report, poll_interval, name)
-    restore = apply_build_settings(conn, index, settings) if settings is not None else None
+    restore = None
+    if settings is not None:
+        assert index is not None
+        restore = apply_build_settings(conn, index, settings)
     try:
         if statement is None:
+            assert index is not None
             Index.create(index, conn, checkfirst)
         else:
             conn.execute(statement)
@@ -465,9 +481,17 @@ class _PartitionedBuild:
     current: BuildTarget | None = None
 
 
-def _is_partitioned(conn: Connection, target: BuildTarget) -> bool:
+def is_partitioned(conn: Connection, target: BuildTarget) -> bool:
+    """Whether the table of ``target`` (as :func:`~vecalchemy.indexes.cleanup.build_target`
+    resolved it) is a partitioned table (``pg_class.relkind = 'p'``), where PostgreSQL
+    refuses ``CREATE INDEX CONCURRENTLY``."""
     params = {"schema": target.schema, "table": target.table}
     return conn.execute(_RELKIND_SQL, params).scalar() == "p"
+
+
+def _index_exists(conn: Connection, target: BuildTarget) -> bool:
+    params = {"schema": target.schema, "name": target.name}
+    return bool(conn.execute(_INDEX_EXISTS_SQL, params).scalar())
 
 
 def partition_index_name(index_name: str, partition: str) -> str:
@@ -504,27 +528,21 @@ def _index_tail(conn: Connection, index: Index) -> str:
 
 def _build_partitions(
     conn: Connection,
-    index: Index,
     state: _PartitionedBuild,
-    checkfirst: bool,
+    tail: str,
     progress: bool | Callable[[BuildProgress], None],
     poll_interval: float,
     settings: dict[str, int] | str | None,
+    index: Index | None,
 ) -> None:
     """PostgreSQL refuses ``CREATE INDEX CONCURRENTLY`` on a partitioned table; build it
     as PostgreSQL allows: the parent's index ``ON ONLY`` the parent (INVALID until every
-    partition's is attached), each partition's ``CONCURRENTLY``, then attached. What was
-    made is recorded in ``state`` for the cleanup of a failed build."""
+    partition's is attached), each partition's ``CONCURRENTLY``, then attached. ``tail``
+    is the definition after ``ON <table>`` (``USING ...``); ``index``, the declared
+    index when there is one, takes the ``settings``. What was made is recorded in
+    ``state`` for the cleanup of a failed build."""
     dialect = conn.dialect
     parent = state.parent
-    if (
-        checkfirst
-        and conn.execute(
-            _INDEX_EXISTS_SQL, {"schema": parent.schema, "name": parent.name}
-        ).scalar()
-    ):
-        return
-    tail = _index_tail(conn, index)
     partitions = conn.execute(
         _PARTITIONS_SQL, {"schema": parent.schema, "table": parent.table}
     ).all()
@@ -532,7 +550,7 @@ def _build_partitions(
         if relkind != "r":
             kind = "sub-partitioned" if relkind == "p" else f"of relkind {relkind!r}"
             raise IndexDefinitionError(
-                f"index {index.name!r}: the partition {name!r} of {parent.table!r} is {kind}; "
+                f"index {parent.name!r}: the partition {name!r} of {parent.table!r} is {kind}; "
                 "concurrently=True builds over partitions that are plain tables only: build "
                 "it with concurrently=False, or index each partition yourself"
             )
@@ -608,3 +626,75 @@ def _drop_partitioned_build(
             "partitions' indexes the failed build made were dropped"
         )
     return "; ".join(notes)
+
+
+def create_partitioned_index_concurrently(
+    conn: Connection,
+    target: BuildTarget,
+    definition: str,
+    *,
+    checkfirst: bool = False,
+    progress: bool | Callable[[BuildProgress], None] = False,
+    poll_interval: float = 0.25,
+) -> None:
+    """Create the index ``target.name`` on the partitioned table of ``target`` the way
+    PostgreSQL allows instead of ``CREATE INDEX CONCURRENTLY`` (which it refuses on a
+    partitioned table): ``CREATE INDEX name ON ONLY parent <definition>``, then each
+    partition's index ``CREATE INDEX CONCURRENTLY`` (named by
+    :func:`partition_index_name`, in the partition's schema) and ``ALTER INDEX ... ATTACH
+    PARTITION``; once every partition's is attached, PostgreSQL marks the parent's index
+    valid. The partitions' rows are indexed without blocking their writes; the
+    statements on the parent's index (``ON ONLY``, ``ATTACH PARTITION``) change the
+    catalog only, each committed at once (PostgreSQL docs, ``CREATE INDEX``: concurrent
+    builds on partitioned tables are not supported, build each partition's, then the
+    parent's).
+
+    ``conn`` must be an AUTOCOMMIT Connection (an Alembic ``autocommit_block``, or
+    ``.execution_options(isolation_level="AUTOCOMMIT")``); ``target`` is the table's
+    schema as resolved on ``conn``, the table's and index's raw names and ``conn``'s
+    backend pid (:func:`~vecalchemy.indexes.cleanup.build_target`, read on ``conn``).
+    ``definition`` is the rest of an already compiled ``CREATE INDEX`` after ``ON
+    <table>``: ``USING hnsw (embedding vector_cosine_ops) WITH (m = 16) WHERE ...``,
+    sent as written, so it must be built from checked, quoted parts (never from a
+    user's value). ``checkfirst``: nothing is done when an index of that name exists in
+    the schema. ``progress`` as :func:`build_vector_index` (one bar or series of
+    samples per partition; off by default).
+
+    A failed build (an error, a terminated backend, an interrupt) drops what it made:
+    the INVALID index of the partition being built (from a fresh connection of
+    ``conn.engine``), those built and attached, and the parent's; the error is re-raised
+    with a note saying so. Raises :class:`~vecalchemy.exc.IndexDefinitionError` for a
+    ``conn`` inside a transaction block, a table that is not partitioned (use ``CREATE
+    INDEX CONCURRENTLY``), a sub-partitioned partition, or a ``definition`` not starting
+    with ``USING``, before any DDL is sent; database errors propagate.
+    """
+    if not isinstance(conn, Connection):
+        raise TypeError(f"expected a Connection, got {type(conn).__name__}")
+    if not isinstance(definition, str) or not definition.startswith("USING "):
+        raise IndexDefinitionError(
+            f"index {target.name!r}: the definition must be the CREATE INDEX text after "
+            f"ON <table>, starting with 'USING ', got {definition!r}"
+        )
+    if not is_autocommit(conn):
+        raise IndexDefinitionError(
+            f"index {target.name!r} on the partitioned table {target.table!r}: its "
+            "partitions' indexes are built with CREATE INDEX CONCURRENTLY, which cannot run "
+            "inside a transaction block; pass a connection with "
+            ".execution_options(isolation_level='AUTOCOMMIT')"
+        )
+    if not is_partitioned(conn, target):
+        raise IndexDefinitionError(
+            f"index {target.name!r}: the table {target.table!r} in schema {target.schema!r} "
+            "is not a partitioned table (pg_class.relkind 'p'); build it with CREATE INDEX "
+            "CONCURRENTLY"
+        )
+    if checkfirst and _index_exists(conn, target):
+        return
+    state = _PartitionedBuild(target)
+    try:
+        _build_partitions(conn, state, definition, progress, poll_interval, None, None)
+    except BaseException as e:
+        note = _drop_partitioned_build(conn.engine, state, conn)
+        if note is not None:
+            add_note(e, note)
+        raise
