@@ -28,23 +28,20 @@ INSERT fails with ``row is too big``.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Column, Table, event, func, select, text
+from sqlalchemy import Column, Table, func, select, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection
-from sqlalchemy.engine.mock import MockConnection
 from sqlalchemy.orm import Session
 
 from . import sqltext
 from .connections import sync_connection
 from .facts import BIT_MAX_LENGTH, MAX_DIM
-
-if TYPE_CHECKING:
-    from .types import VectorType
+from .storage_ddl import STORAGE_MODES, check_storage, set_storage_statement
+from .types import VectorType
 
 __all__ = [
     "STORAGE_MODES",
@@ -61,10 +58,6 @@ __all__ = [
     "count_out_of_line",
     "set_storage_statement",
 ]
-
-#: PostgreSQL's column storage modes (``ALTER TABLE ... ALTER COLUMN ... SET STORAGE``),
-#: by their ``pg_attribute.attstorage`` letter
-STORAGE_MODES = {"p": "plain", "e": "external", "x": "extended", "m": "main"}
 
 #: the storage each type declares (``pg_type.typstorage``): pgvector's sql/vector.sql
 #: (``STORAGE = external``), PostgreSQL's ``bit`` (``extended``)
@@ -202,8 +195,6 @@ class StorageAdvice:
 
 
 def _column_and_type(target: Any) -> tuple[Column[Any] | None, VectorType]:
-    from .types import VectorType
-
     if hasattr(target, "__clause_element__"):
         target = target.__clause_element__()
     if isinstance(target, type) and issubclass(target, VectorType):
@@ -318,39 +309,6 @@ def _align8(n: int) -> int:
     return (n + 7) & ~7
 
 
-# --- setting the storage --------------------------------------------------------------
-
-
-def check_storage(storage: Any) -> str:
-    """``storage`` in lower case if PostgreSQL has that storage mode (``plain``,
-    ``external``, ``extended``, ``main``; any case); otherwise :class:`ValueError`
-    naming the modes and the value."""
-    modes = tuple(STORAGE_MODES.values())
-    if not isinstance(storage, str) or storage.lower() not in modes:
-        raise ValueError(
-            f"storage must be one of {', '.join(modes)} (PostgreSQL's ALTER TABLE ... SET "
-            f"STORAGE), got {storage!r}"
-        )
-    return storage.lower()
-
-
-def set_storage_statement(
-    dialect: Any, table_name: str, column_name: str, storage: str, schema: str | None = None
-) -> str:
-    """``ALTER TABLE [schema.]table ALTER COLUMN column SET STORAGE MODE`` with the names
-    checked and quoted (:mod:`vecalchemy.sqltext`) and the mode checked
-    (:func:`check_storage`); raises before anything is sent."""
-    sqltext.check_identifier(table_name, "table name")
-    sqltext.check_identifier(column_name, "column name")
-    if schema is not None:
-        sqltext.check_identifier(schema, "schema name")
-    mode = check_storage(storage).upper()
-    return (
-        f"ALTER TABLE {sqltext.qualified(dialect, table_name, schema)} ALTER COLUMN "
-        f"{sqltext.quote(dialect, column_name)} SET STORAGE {mode}"
-    )
-
-
 _ATTSTORAGE_SQL = text(
     "SELECT a.attstorage::text FROM pg_attribute a WHERE a.attrelid = to_regclass(:rel) "
     "AND a.attname = :col AND a.attnum > 0 AND NOT a.attisdropped"
@@ -406,8 +364,6 @@ def set_vector_storage(bind: Connection | Session, column: Any, storage: str) ->
     :class:`~vecalchemy.exc.InvalidIdentifierError` for a name PostgreSQL cannot hold;
     :class:`LookupError` if the column is not on the server.
     """
-    from .types import VectorType
-
     mode = check_storage(storage)
     table, col = _bound_column(column)
     if not isinstance(col.type, VectorType):
@@ -441,36 +397,3 @@ def count_out_of_line(bind: Connection | Session, column: Any) -> int:
         .where(func.pg_column_toast_chunk_id(col).is_not(None))
     )
     return int(conn.execute(stmt).scalar_one())
-
-
-# --- the column option: SET STORAGE after CREATE TABLE ----------------------------------
-
-
-def _after_create(
-    column: Column[Any], mode: str, table: Table, connection: Any, **kw: Any
-) -> None:
-    if column.table is not table:  # the column was moved to another table since
-        return
-    sql = set_storage_statement(connection.dialect, table.name, column.name, mode, table.schema)
-    # a mock connection (create_mock_engine, Alembic's --sql) prints a script: exact text
-    script = isinstance(connection, MockConnection)
-    connection.execute(sqltext.Statement(sql, for_script=script))
-
-
-def _on_table_attach(mode: str, column: Column[Any], table: Any) -> None:
-    if isinstance(table, Table):
-        event.listen(table, "after_create", functools.partial(_after_create, column, mode))
-
-
-def _on_column_attach(mode: str, type_: Any, column: Any) -> None:
-    if isinstance(column, Column):
-        event.listen(column, "after_parent_attach", functools.partial(_on_table_attach, mode))
-
-
-def listen_for_storage(type_: Any, storage: str) -> None:
-    """Make ``CREATE TABLE`` of every table a column of ``type_`` joins be followed by
-    ``ALTER TABLE ... ALTER COLUMN ... SET STORAGE <storage>`` (SQLAlchemy DDL events:
-    ``after_parent_attach`` of the type and the column, ``after_create`` of the table),
-    for ``metadata.create_all``, ``Table.create`` and Alembic's ``op.create_table``
-    (online and ``--sql``). The type option ``Vector(768, storage="plain")`` calls it."""
-    event.listen(type_, "after_parent_attach", functools.partial(_on_column_attach, storage))

@@ -27,7 +27,7 @@ from . import codecs
 from .exc import InvalidVectorError
 from .facts import BIT_MAX_LENGTH, MAX_DIM, METRICS, SPARSEVEC_MAX_DIM, metrics_for
 from .psycopg import BitParam
-from .storage import check_storage, listen_for_storage
+from .storage_ddl import check_storage, listen_for_storage
 from .values import SparseVector
 
 __all__ = [
