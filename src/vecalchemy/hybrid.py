@@ -117,6 +117,28 @@ def _weights(weights: Mapping[str, Any] | None, legs: Sequence[str]) -> dict[str
     return checked
 
 
+def _max_distances(bounds: Mapping[str, Any] | None, legs: Sequence[str]) -> dict[str, float]:
+    if bounds is None:
+        return {}
+    if not isinstance(bounds, Mapping):
+        raise TypeError(
+            f"max_distance must map 'dense'/'sparse' to a number, got {type(bounds).__name__}"
+        )
+    out: dict[str, float] = {}
+    for leg, bound in bounds.items():
+        if leg not in legs or leg == "text":
+            raise ValueError(
+                f"max_distance: {leg!r} is not a vector leg given; expected one of "
+                + ", ".join(repr(g) for g in legs if g != "text")
+            )
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise ValueError(f"max_distance[{leg!r}] must be a number, got {bound!r}")
+        if not math.isfinite(bound):
+            raise ValueError(f"max_distance[{leg!r}] must be finite, got {bound!r}")
+        out[leg] = float(bound)
+    return out
+
+
 def hybrid_search(
     stmt: Any,
     key: Any,
@@ -130,6 +152,7 @@ def hybrid_search(
     rrf_k: float = 60,
     weights: Mapping[str, float] | None = None,
     where: ColumnElement[bool] | Sequence[ColumnElement[bool]] | None = None,
+    max_distance: Mapping[str, float] | None = None,
     name: str = "hybrid",
 ) -> Select[Any]:
     """Fuse a dense vector ranking with a sparse and/or a full-text ranking, in one select.
@@ -148,11 +171,17 @@ def hybrid_search(
 
     Each leg keeps its ``leg_limit`` best rows (default ``max(4 * k, 40)``) among those
     passing ``where`` (one condition or a sequence, applied inside every leg, before its
-    ``LIMIT``) and numbers them ``1, 2, ...`` (ties broken by ``key``: PostgreSQL puts an
-    Incremental Sort over the HNSW index scan for that). Returns::
+    ``LIMIT``) and numbers them ``1, 2, ...`` (ties broken by ``key``). A vector leg's
+    candidates are chosen by ``ORDER BY distance LIMIT leg_limit`` alone, the shape an
+    HNSW or IVFFlat index serves (an extra sort key would put an Incremental Sort over
+    the index scan and can make the planner prefer a sequential scan), so which of
+    several rows at exactly the same distance as the last candidate is kept is the
+    scan's choice. ``max_distance`` maps ``"dense"`` / ``"sparse"`` to a bound: a
+    candidate must have ``distance < bound`` (``{"sparse": 0}`` with the inner product
+    keeps only rows sharing a term with the query, whose ``<#>`` is negative). Returns::
 
         WITH dense_top AS (SELECT key, distance FROM ... WHERE column IS NOT NULL AND <where>
-                           ORDER BY distance, key LIMIT leg_limit),
+                           [AND distance < max_distance] ORDER BY distance LIMIT leg_limit),
              dense AS (SELECT key, row_number() OVER (ORDER BY distance, key) AS rank, ...),
              ...                                           -- sparse, text the same way
         SELECT <stmt columns>, fused.score, fused.dense_rank, fused.sparse_rank, ...
@@ -175,7 +204,8 @@ def hybrid_search(
 
     Raises, before anything is sent, :class:`ValueError` for fewer than two legs, a bad
     ``k``/``leg_limit``/``rrf_k``, an unknown ``fusion``, weights that are negative, all
-    zero or not exactly the legs given, and a metric that is missing or unknown;
+    zero or not exactly the legs given, a ``max_distance`` for a leg not given (or the
+    text leg) or not a finite number, and a metric that is missing or unknown;
     :class:`TypeError` for a leg that is not a tuple of the right shape, a column of the
     wrong type, a query text that is not a ``str`` or a ``where`` given as a ``str``.
 
@@ -205,6 +235,7 @@ def hybrid_search(
         filters = list(where)
     else:
         filters = [where]
+    bounds = _max_distances(max_distance, legs)
     key_col = _clause(key)
     base: Select[Any] = stmt if isinstance(stmt, Select) else select(stmt)
 
@@ -226,10 +257,11 @@ def hybrid_search(
         else:
             sql_types = ("vector", "halfvec") if leg == "dense" else ("sparsevec",)
             col, distance = _vector_distance(leg, spec, sql_types)
+            within = [distance < bounds[leg]] if leg in bounds else []
             top = (
                 select(key_col.label("key"), distance.label("score"))
-                .where(col.is_not(None), *filters)
-                .order_by(distance, key_col)
+                .where(col.is_not(None), *filters, *within)
+                .order_by(distance)
                 .limit(limit)
                 .cte(f"{name}_{leg}_top")
             )
