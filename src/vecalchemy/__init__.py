@@ -21,6 +21,7 @@ from .checks import (
     measure_recall,
 )
 from .exc import (
+    FilteredSearchWarning,
     IndexDefinitionError,
     InvalidIdentifierError,
     InvalidVectorError,
@@ -34,6 +35,7 @@ from .exc import (
     VectorPartitionWarning,
 )
 from .facts import METRICS, BuildSettings, Metric, index_build_settings, opclass_for
+from .filtered import FilteredResult, SearchStep, filtered_search, filtered_search_async
 from .functions import (
     avg,
     binary_quantize,
@@ -144,6 +146,10 @@ __all__ = [
     "binary_quantized_search",
     "best_chunk_distance",
     "hybrid_search",
+    "filtered_search",
+    "filtered_search_async",
+    "FilteredResult",
+    "SearchStep",
     "tune_search_settings",
     "TunedSearchSetting",
     "TuningPoint",
@@ -182,6 +188,7 @@ __all__ = [
     "VectorIndexUncertainWarning",
     "VectorPartitionWarning",
     "PartitionError",
+    "FilteredSearchWarning",
     "UnsafeSQLError",
     "UnsupportedSQLAlchemyError",
 ]

@@ -13,6 +13,7 @@ __all__ = [
     "IndexDefinitionError",
     "SearchSettingError",
     "PartitionError",
+    "FilteredSearchWarning",
     "VectorIndexWarning",
     "VectorIndexUncertainWarning",
     "VectorPartitionWarning",
@@ -79,6 +80,12 @@ class VectorPartitionWarning(UserWarning):
     partitions may be intended. Silence it with
     ``warnings.filterwarnings("ignore", category=VectorPartitionWarning)``.
     """
+
+
+class FilteredSearchWarning(UserWarning):
+    """:func:`~vecalchemy.filtered.filtered_search` (``warn=True``) returned fewer than
+    ``k`` rows although more rows match the filter. Turn it into an error with
+    ``warnings.simplefilter("error", FilteredSearchWarning)``."""
 
 
 class VectorPlanWarning(VectorIndexWarning):
