@@ -26,6 +26,7 @@ import contextlib
 import inspect
 import json
 import os
+import re
 import sys
 import warnings
 import weakref
@@ -53,7 +54,7 @@ from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.selectable import ScalarSelect, SelectBase
 
 from . import _private, sqltext
-from .connections import is_autocommit, sync_connection
+from .connections import is_autocommit, set_local, sync_connection
 from .exc import VectorIndexUncertainWarning, VectorIndexWarning, VectorPartitionWarning
 from .facts import INDEX_METHODS, METRICS
 from .indexes import VectorIndexSpec, vector_index_spec
@@ -650,10 +651,54 @@ class IndexUsage:
         return tuple(name for name, _ in self.vector_indexes)
 
 
-def _walk(plan: dict[str, Any], depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    yield depth, plan
+#: a Citus shard relation's name: the table's or index's name, ``_``, the shard id
+#: (https://docs.citusdata.com/en/stable/develop/reference_ddl.html; Citus
+#: src/backend/distributed/relay/relay_event_utility.c ``AppendShardIdToName``)
+_SHARD_NAME = re.compile(r"(.+)_\d+")
+
+
+def _remote_plans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The worker plans a Citus custom scan shows: ``"Distributed Query" -> "Job" ->
+    "Tasks"[*] -> "Remote Plan"``, each the worker's own ``EXPLAIN (FORMAT JSON)`` output
+    (a list of ``{"Plan": ...}``, itself inside a list) (Citus
+    src/backend/distributed/planner/multi_explain.c; one task unless
+    ``citus.explain_all_tasks``)."""
+    job = (plan.get("Distributed Query") or {}).get("Job") or {}
+    for task in job.get("Tasks") or ():
+        pending: list[Any] = [task.get("Remote Plan")] if isinstance(task, dict) else []
+        while pending:
+            item = pending.pop(0)
+            if isinstance(item, list):
+                pending[:0] = item
+            elif isinstance(item, dict):
+                if "Plan" in item:
+                    yield item["Plan"]
+                elif "Node Type" in item:
+                    yield item
+
+
+def _shard_node(node: dict[str, Any]) -> dict[str, Any]:
+    """A worker plan node with its shard names (``items_e_idx_102008``) turned back into
+    the names declared on the coordinator (``items_e_idx``)."""
+    out = dict(node)
+    for key in ("Index Name", "Relation Name"):
+        name = node.get(key)
+        match = _SHARD_NAME.fullmatch(name) if isinstance(name, str) else None
+        if match is not None:
+            out[key] = match.group(1)
+    return out
+
+
+def _walk(
+    plan: dict[str, Any], depth: int = 0, *, remote: bool = False
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each plan node with its depth, the worker plans under a Citus custom scan
+    included (their shard names turned back into the coordinator's names)."""
+    yield depth, _shard_node(plan) if remote else plan
     for child in plan.get("Plans", ()):
-        yield from _walk(child, depth + 1)
+        yield from _walk(child, depth + 1, remote=remote)
+    for child in _remote_plans(plan):
+        yield from _walk(child, depth + 1, remote=True)
 
 
 _AM_SQL = text(
@@ -719,7 +764,8 @@ _EXACT_SETTINGS = {
 
 
 def _set_local(conn: Connection, settings: dict[str, str]) -> None:
-    conn.execute(select(*(func.set_config(name, value, True) for name, value in settings.items())))
+    # SET LOCAL statements on Citus, so that the shards' exact run leaves their indexes too
+    set_local(conn, settings)
 
 
 def measure_recall(bind: Connection | Session, stmt: Any, k: int) -> float:

@@ -1,25 +1,40 @@
 """Connection helpers shared by the modules that run statements themselves.
 
 "Connection or Session -> Connection" (sync and async), "is this connection
-AUTOCOMMIT?", and "give me an AUTOCOMMIT connection" (``CREATE INDEX CONCURRENTLY``
-refuses to run inside a transaction block). Nothing here imports
+AUTOCOMMIT?", "give me an AUTOCOMMIT connection" (``CREATE INDEX CONCURRENTLY``
+refuses to run inside a transaction block), and :func:`set_local`, the one way
+vecalchemy sets a transaction-local GUC (search settings, ``measure_recall``'s planner
+settings, index build settings) so that it also reaches Citus shards. Nothing here imports
 ``sqlalchemy.ext.asyncio`` at module level: it needs greenlet, and the sync API must
 import without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
+
+from .exc import UnsafeSQLError
+from .sqltext import Statement
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet, only when used
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-__all__ = ["is_autocommit", "autocommit_connection", "sync_connection", "async_connection"]
+__all__ = [
+    "is_autocommit",
+    "autocommit_connection",
+    "sync_connection",
+    "async_connection",
+    "set_local",
+    "has_citus",
+    "SET_LOCAL_STATEMENTS",
+]
 
 
 def is_autocommit(conn: Connection) -> bool:
@@ -83,3 +98,107 @@ async def async_connection(bind: AsyncConnection | AsyncSession) -> AsyncConnect
             await bind.begin()
         return bind
     raise TypeError(f"expected an AsyncConnection or AsyncSession, got {type(bind).__name__}")
+
+
+# --- transaction-local settings ---------------------------------------------------------
+
+#: ``True`` sends :func:`set_local`'s settings as ``SET LOCAL`` statements on every
+#: server, ``False`` as one ``set_config()`` call on every server; ``None`` (the default)
+#: chooses by whether the server has the ``citus`` extension
+SET_LOCAL_STATEMENTS: bool | None = None
+
+#: ``conn.info`` key caching :func:`has_citus` for the pooled DBAPI connection
+_CITUS_KEY = "vecalchemy_has_citus"
+_CITUS_SQL = text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+#: a GUC name as vecalchemy's own tables spell them: ``name`` or ``prefix.name``
+#: (PostgreSQL's custom-variable form, src/backend/utils/misc/guc.c
+#: ``valid_custom_variable_name``), lower case
+_GUC_NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")
+#: NUL, backslash (an escape in ``E''`` strings and with standard_conforming_strings
+#: off) and the control characters, refused in a GUC value rendered as a literal
+_UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f\\]")
+#: Citus sends ``SET LOCAL`` statements to the shards' connections only with this
+_PROPAGATE = "SET LOCAL citus.propagate_set_commands = 'local'"
+
+
+def _set_config_sql(n: int) -> Any:
+    items = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(n))
+    return text(f"SELECT {items}")
+
+
+def _guc_name(name: object) -> str:
+    if not isinstance(name, str) or _GUC_NAME.fullmatch(name) is None:
+        raise UnsafeSQLError(
+            f"a setting name must be a GUC name (lower-case name or prefix.name), got {name!r}"
+        )
+    return name
+
+
+def _guc_literal(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise UnsafeSQLError(
+            f"the value of setting {name} must be a str, got {type(value).__name__}"
+        )
+    if _UNSAFE_VALUE.search(value) is not None:
+        raise UnsafeSQLError(
+            f"the value of setting {name} holds a NUL, backslash or control character, "
+            f"which a SET statement does not take: {value!r}"
+        )
+    return "'" + value.replace("'", "''") + "'"
+
+
+def has_citus(conn: Connection) -> bool:
+    """Whether the server of ``conn`` has the ``citus`` extension (``pg_extension``),
+    asked once per pooled DBAPI connection and cached in its ``info`` (so later
+    checkouts send nothing). An extension created or dropped later on the same
+    connection is not seen until the connection is replaced."""
+    info = conn.info
+    cached = info.get(_CITUS_KEY)
+    if cached is None:
+        cached = bool(conn.execute(_CITUS_SQL).scalar())
+        info[_CITUS_KEY] = cached
+    return bool(cached)
+
+
+def set_local(
+    conn: Connection, gucs: Mapping[str, str], *, statements: bool | None = None
+) -> None:
+    """Set ``gucs`` (``{GUC name: value as text}``) for the rest of ``conn``'s current
+    transaction, like ``SET LOCAL``.
+
+    On plain PostgreSQL: one round trip, ``SELECT set_config(:n0, :v0, true), ...`` with
+    the names and values bound. On a server with the ``citus`` extension: ``SET LOCAL
+    citus.propagate_set_commands = 'local'``, then one ``SET LOCAL name = 'value'`` per
+    setting. Citus sends the *statement* ``SET LOCAL`` on to the shards' connections of
+    the transaction, and only with that setting (default ``'none'``); a ``set_config()``
+    call is never propagated, so the shards would run with the workers' own values
+    (https://docs.citusdata.com/en/stable/develop/api_guc.html,
+    ``citus.propagate_set_commands``). ``statements=True``/``False`` (or the module's
+    :data:`SET_LOCAL_STATEMENTS`) forces one form; ``None`` detects Citus (see
+    :func:`has_citus`). On plain PostgreSQL the ``citus.`` setting is a harmless
+    placeholder.
+
+    Names come from vecalchemy's own tables (pgvector's and the planner's GUCs), values
+    are already checked by the caller; still, a name that is not a GUC name (``name`` or
+    ``prefix.name``, lower case) and a value that is not a ``str`` or holds a NUL,
+    backslash or control character raise :class:`~vecalchemy.exc.UnsafeSQLError` before
+    anything is sent. A value is rendered as a string literal with ``'`` doubled.
+    """
+    if not gucs:
+        return
+    items = [(_guc_name(name), value) for name, value in gucs.items()]
+    literals = [f"SET LOCAL {name} = {_guc_literal(name, value)}" for name, value in items]
+    if statements is None:
+        statements = SET_LOCAL_STATEMENTS
+    if statements is None:
+        statements = has_citus(conn)
+    if not statements:
+        params: dict[str, str] = {}
+        for i, (name, value) in enumerate(items):
+            params[f"n{i}"] = name
+            params[f"v{i}"] = value
+        conn.execute(_set_config_sql(len(items)), params)
+        return
+    conn.execute(Statement(_PROPAGATE))
+    for sql in literals:
+        conn.execute(Statement(sql))

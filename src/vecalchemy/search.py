@@ -1,12 +1,14 @@
 """Search settings for pgvector's indexes, and two query shapes pgvector documents.
 
 ``with search_settings(session, ef_search=100, hnsw_iterative_scan="relaxed_order"):``
-applies ``hnsw.ef_search`` ... with ``set_config(name, value, true)`` (= ``SET LOCAL``):
-visible to the rest of the current transaction only, restored on leaving the block, gone
-at commit/rollback. Every value is checked against the type and range pgvector declares
-(pgvector src/hnsw.c ``HnswInit``, src/ivfflat.c ``IvfflatInit``) before anything is
-sent, and is sent as a bound parameter, never pasted into SQL. The vector library is loaded in the
-backend first: before it is loaded, ``hnsw.*`` settings are mere placeholders that
+applies ``hnsw.ef_search`` ... with ``set_config(name, value, true)`` (= ``SET LOCAL``;
+on a Citus coordinator as ``SET LOCAL`` statements, which Citus propagates to the shards,
+see :func:`vecalchemy.connections.set_local`): visible to the rest of the current
+transaction only, restored on leaving the block, gone at commit/rollback. Every value is
+checked against the type and range pgvector declares (pgvector src/hnsw.c ``HnswInit``,
+src/ivfflat.c ``IvfflatInit``) before anything is sent, and is sent as a bound parameter
+(on Citus, as a checked, quoted literal). The vector library is loaded in the backend
+first: before it is loaded, ``hnsw.*`` settings are mere placeholders that
 silently revert to the default when it loads.
 
 The same settings as an execution option: ``install_search_options(engine)`` once, then
@@ -39,7 +41,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from . import sqltext
-from .connections import is_autocommit, sync_connection
+from .connections import is_autocommit, set_local, sync_connection
 from .exc import SearchSettingError
 from .facts import METRICS, SEARCH_SETTINGS, SEARCH_SETTINGS_BY_GUC, metrics_for
 from .functions import binary_quantize
@@ -233,11 +235,6 @@ _LOADED_KEY = "vecalchemy_vector_loaded"
 _APPLYING_KEY = "vecalchemy_applying_search"
 
 
-def _set_config_sql(n: int) -> Any:
-    items = ", ".join(f"set_config(:n{i}, :v{i}, true)" for i in range(n))
-    return text(f"SELECT {items}")
-
-
 def _get_config_sql(n: int) -> Any:
     items = ", ".join(f"current_setting(:n{i})" for i in range(n))
     return text(f"SELECT {items}")
@@ -279,7 +276,7 @@ def _apply(conn: Connection, gucs: Mapping[str, str]) -> None:
         return
     _refuse_autocommit(conn)
     _ensure_loaded(conn)
-    conn.execute(_set_config_sql(len(gucs)), _params(gucs))
+    set_local(conn, gucs)  # set_config(), or SET LOCAL statements that reach Citus shards
 
 
 def _current(conn: Connection, names: list[str]) -> dict[str, str]:
@@ -356,7 +353,7 @@ class search_settings:  # noqa: N801 - used like contextlib's context managers
         if in_same and bind.in_transaction():
             conn = sync_connection(bind)
             if conn.get_transaction() is self._transaction:
-                conn.execute(_set_config_sql(len(self._previous)), _params(self._previous))
+                set_local(conn, self._previous)
 
     def _refuse_engine(self) -> None:
         engine = isinstance(self.bind, Engine)

@@ -12,7 +12,7 @@ from sqlalchemy import Index, func, select, text
 from sqlalchemy.engine import Connection
 
 from .. import sqltext
-from ..connections import is_autocommit
+from ..connections import is_autocommit, set_local
 from ..facts import BuildSettings, index_build_settings
 
 __all__ = ["check_settings", "apply_build_settings", "set_gucs"]
@@ -90,9 +90,19 @@ def _auto_settings(conn: Connection, index: Index) -> dict[str, int]:
 
 
 def set_gucs(conn: Connection, values: Mapping[str, str]) -> None:
-    local = not is_autocommit(conn)  # in a transaction: SET LOCAL, gone at its end anyway
-    for name, value in values.items():
-        conn.execute(text("SELECT set_config(:n, :v, :l)"), {"n": name, "v": value, "l": local})
+    """Set (or restore) build settings on ``conn``: transaction-local inside a
+    transaction, through :func:`~vecalchemy.connections.set_local` (``SET LOCAL``
+    statements on Citus, which propagates them to the shard builds); for the session on
+    an AUTOCOMMIT connection (``concurrently=True``), where no transaction exists for
+    Citus to propagate them in: set them on the workers there."""
+    autocommit = is_autocommit(conn)
+    for name, value in values.items():  # one statement per setting, in order
+        if autocommit:
+            conn.execute(
+                text("SELECT set_config(:n, :v, :l)"), {"n": name, "v": value, "l": False}
+            )
+        else:
+            set_local(conn, {name: value})
 
 
 def apply_build_settings(
