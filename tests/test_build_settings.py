@@ -117,6 +117,57 @@ def test_auto_settings_come_from_the_table(engine: Engine) -> None:
     )
 
 
+@pytest.mark.parametrize("analysed", [True, False], ids=["reltuples", "counted"])
+def test_auto_settings_of_a_partitioned_table_size_one_partition(
+    engine: Engine, analysed: bool
+) -> None:
+    """Each partition's index is a build of its own: "auto" sizes for the largest
+    partition, not for the rows of all partitions together."""
+    table = sa.Table(
+        "parts",
+        sa.MetaData(),
+        sa.Column("k", sa.Integer),
+        sa.Column("e", Vector(DIM)),
+        postgresql_partition_by="LIST (k)",
+    )
+    with engine.begin() as conn:
+        table.create(conn)
+        for k in (1, 2):
+            conn.execute(sa.text(f"CREATE TABLE parts_{k} PARTITION OF parts FOR VALUES IN ({k})"))
+        rng = np.random.default_rng(3)
+        copy_rows(
+            conn,
+            table,
+            {"k": np.array([1] * 30 + [2] * 90), "e": rng.standard_normal((120, DIM))},
+            progress=False,
+        )
+        if analysed:
+            # the statistics of a large table, as ANALYZE would leave them (the sizes
+            # differ in the estimate only above its 64 MB floor)
+            conn.execute(sa.text("ANALYZE parts"))
+            conn.execute(
+                sa.text("UPDATE pg_class SET reltuples = 100000 WHERE relname = 'parts_1'")
+            )
+            conn.execute(
+                sa.text("UPDATE pg_class SET reltuples = 300000 WHERE relname = 'parts_2'")
+            )
+    largest = 300_000 if analysed else 90
+    expected = index_build_settings(largest, DIM, m=16)
+    assert (
+        index_build_settings(400_000, DIM, m=16).maintenance_work_mem
+        != (expected.maintenance_work_mem)
+        or not analysed
+    )
+    ix = HnswIndex("ix_parts", table.c.e, metric="l2", m=16)
+    sent = _record(engine)
+    build_vector_index(engine, ix, progress=False, settings="auto")
+    applied = dict(_set_configs(sent)[:2])
+    assert applied["maintenance_work_mem"] == f"{-(-expected.maintenance_work_mem // 1024)}kB"
+    assert applied["max_parallel_maintenance_workers"] == str(
+        expected.max_parallel_maintenance_workers
+    )
+
+
 def test_workers_beyond_the_server_are_capped_with_a_warning(engine: Engine) -> None:
     table = _items(engine)
     ix = HnswIndex("ix_cap", table.c.e, metric="l2")

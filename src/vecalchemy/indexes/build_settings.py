@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Index, func, select, text
+from sqlalchemy import Index, func, literal_column, select, text
 from sqlalchemy.engine import Connection
 
 from .. import sqltext
@@ -64,17 +64,32 @@ def check_settings(
     return checked
 
 
+_LARGEST_LEAF_SQL = text(
+    "SELECT CASE WHEN bool_or(c.reltuples < 0) THEN -1 ELSE max(c.reltuples) END::bigint "
+    "FROM pg_catalog.pg_partition_tree(to_regclass(:t)) p "
+    "JOIN pg_catalog.pg_class c ON c.oid = p.relid WHERE p.isleaf"
+)
+
+
 def _auto_settings(conn: Connection, index: Index) -> dict[str, int]:
-    """:func:`~vecalchemy.index_build_settings` for ``index`` from its table's size."""
+    """:func:`~vecalchemy.index_build_settings` for ``index`` from its table's size: the
+    rows of the table, or of its largest partition for a partitioned table (each
+    partition's index is built by a build of its own, PostgreSQL's ``CREATE INDEX`` on
+    a partitioned table recursing partition by partition)."""
     spec = getattr(index, "spec", None)
     assert spec is not None and index.table is not None
     table = sqltext.regclass_text(index.table.name, conn.schema_for_object(index.table))
-    rows = conn.execute(
-        text("SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = to_regclass(:t)"),
-        {"t": table},
-    ).scalar()
-    if rows is None or rows < 0:  # never vacuumed or analysed
-        rows = conn.execute(select(func.count()).select_from(index.table)).scalar_one()
+    # pg_partition_tree: the table itself for a plain table, its leaves when partitioned;
+    # reltuples is -1 for a leaf never vacuumed or analysed
+    rows = conn.execute(_LARGEST_LEAF_SQL, {"t": table}).scalar()
+    if rows is None or rows < 0:
+        counted = (
+            select(func.count().label("n"))
+            .select_from(index.table)
+            .group_by(literal_column("tableoid"))
+            .subquery()
+        )
+        rows = conn.execute(select(func.coalesce(func.max(counted.c.n), 0))).scalar_one()
     options = dict(spec.options)
     estimate = index_build_settings(
         max(int(rows), 1),
