@@ -53,6 +53,7 @@ def test_check_identifier_accepts_every_name_postgresql_holds(name: str) -> None
         ('q"x', '"q""x"'),
         ("a\tb", 'U&"a\\0009b"'),
         ("a\\b\nc", 'U&"a\\\\b\\000ac"'),
+        ("a\n", 'U&"a\\000a"'),  # once bare: SQLAlchemy's legal-name pattern ends in $
     ],
 )
 def test_quote_writes_the_name_exactly(name: str, quoted: str) -> None:

@@ -117,6 +117,26 @@ _GUC_NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")
 #: NUL, backslash (an escape in ``E''`` strings and with standard_conforming_strings
 #: off) and the control characters, refused in a GUC value rendered as a literal
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f\\]")
+#: PostgreSQL's reserved and type/function-name keywords (``pg_get_keywords()`` catcode
+#: ``R`` / ``T``, PostgreSQL 18, src/include/parser/kwlist.h): not a ``ColId``, so a
+#: part of a GUC name in a ``SET`` statement that is one of them must be double-quoted
+#: (``SET LOCAL x."select" = ...``); ``set_config()`` takes the name as text and needs
+#: no quoting
+_KEYWORDS = frozenset({
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric",
+    "authorization", "binary", "both", "case", "cast", "check", "collate", "collation",
+    "column", "concurrently", "constraint", "create", "cross", "current_catalog",
+    "current_date", "current_role", "current_schema", "current_time", "current_timestamp",
+    "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end",
+    "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant",
+    "group", "having", "ilike", "in", "initially", "inner", "intersect", "into", "is",
+    "isnull", "join", "lateral", "leading", "left", "like", "limit", "localtime",
+    "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or",
+    "order", "outer", "overlaps", "placing", "primary", "references", "returning", "right",
+    "select", "session_user", "similar", "some", "symmetric", "system_user", "table",
+    "tablesample", "then", "to", "trailing", "true", "union", "unique", "user", "using",
+    "variadic", "verbose", "when", "where", "window", "with",
+})  # fmt: skip
 #: Citus sends ``SET LOCAL`` statements to the shards' connections only with this
 _PROPAGATE = "SET LOCAL citus.propagate_set_commands = 'local'"
 
@@ -132,6 +152,13 @@ def _guc_name(name: object) -> str:
             f"a setting name must be a GUC name (lower-case name or prefix.name), got {name!r}"
         )
     return name
+
+
+def _guc_sql(name: str) -> str:
+    """A checked GUC name (:func:`_guc_name`) as the ``SET`` statement's ``var_name``:
+    each part bare, or double-quoted when it is a keyword PostgreSQL's grammar does not
+    take as a name (:data:`_KEYWORDS`); the server reads the same name either way."""
+    return ".".join(f'"{part}"' if part in _KEYWORDS else part for part in name.split("."))
 
 
 def _guc_literal(name: str, value: object) -> str:
@@ -182,12 +209,16 @@ def set_local(
     are already checked by the caller; still, a name that is not a GUC name (``name`` or
     ``prefix.name``, lower case) and a value that is not a ``str`` or holds a NUL,
     backslash or control character raise :class:`~vecalchemy.exc.UnsafeSQLError` before
-    anything is sent. A value is rendered as a string literal with ``'`` doubled.
+    anything is sent. A value is rendered as a string literal with ``'`` doubled; a part
+    of a name that is a reserved keyword of PostgreSQL's grammar (``select``, ``user``,
+    ``verbose``...) is double-quoted in the ``SET LOCAL`` statement.
     """
     if not gucs:
         return
     items = [(_guc_name(name), value) for name, value in gucs.items()]
-    literals = [f"SET LOCAL {name} = {_guc_literal(name, value)}" for name, value in items]
+    literals = [
+        f"SET LOCAL {_guc_sql(name)} = {_guc_literal(name, value)}" for name, value in items
+    ]
     if statements is None:
         statements = SET_LOCAL_STATEMENTS
     if statements is None:

@@ -30,6 +30,7 @@ from sqlalchemy import Column, Table, literal
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import (
     BigInteger,
+    DateTime,
     Integer,
     SmallInteger,
     String,
@@ -217,7 +218,10 @@ def check_value(column: Any, value: Any, what: str) -> None:
         raise PartitionError(
             f"{what} {value!r} contains a NUL byte, which a PostgreSQL string cannot hold"
         )
-    if isinstance(value, (float, decimal.Decimal)) and not math.isfinite(value):
+    # Decimal's own test: math.isfinite raises ValueError for a signaling NaN (sNaN)
+    if isinstance(value, decimal.Decimal) and not value.is_finite():
+        raise PartitionError(f"{what} must be a finite number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
         raise PartitionError(f"{what} must be a finite number, got {value!r}")
     if isinstance(value, int) and not isinstance(value, bool):
         for kind, bits, name in _INT_BITS:
@@ -256,13 +260,29 @@ def render_bound(column: Column[Any], value: Any, what: str = "partition bound")
 
     Raises ``TypeError`` for a value not of the column's type, :class:`PartitionError`
     for one PostgreSQL cannot hold (NUL byte, integer out of range, string too long,
-    NaN), :class:`~vecalchemy.exc.UnsafeSQLError` for a rendering that fails the checks.
+    NaN or infinity, a signaling NaN included) or would read otherwise (a datetime with a
+    time zone for a ``timestamp without time zone`` column, whose literal input ignores
+    the zone), :class:`~vecalchemy.exc.UnsafeSQLError` for a rendering that fails the checks.
     """
     if value is None:
         return "NULL"
     if isinstance(value, RangeBound):
         return value.value
     check_value(column, value, what)
+    base = _base_type(column.type)
+    if (
+        isinstance(value, datetime.datetime)
+        and value.tzinfo is not None
+        and isinstance(base, DateTime)
+        and not base.timezone
+    ):
+        # PostgreSQL's timestamp input silently ignores a time zone written in a literal
+        # ("Date/Time Types"), where a bound value is converted: refuse the ambiguity
+        raise PartitionError(
+            f"{what} {value!r} has a time zone, and the column {column.name!r} is a "
+            "timestamp without time zone, whose literal would drop it; pass a naive "
+            "datetime (or declare DateTime(timezone=True) for a timestamptz column)"
+        )
     try:
         sql = str(
             literal(value, type_=column.type).compile(

@@ -79,7 +79,9 @@ def quote(dialect: Dialect, name: str) -> str:
     control characters as ``U&"..."`` escapes (``U&"a\\0009b"`` for a tab). Unlike the
     preparer's own output, ``%`` is not doubled: the text is exact, for statements that
     no paramstyle reads (COPY) and for :class:`Statement`, which escapes at compile."""
-    if dialect.identifier_preparer.quote(name) == name:
+    # SQLAlchemy's legal-characters pattern ends in ``$``, which also matches before a
+    # final newline: a name with a control character is never left bare
+    if _CONTROL.search(name) is None and dialect.identifier_preparer.quote(name) == name:
         return name
     quoted = name.replace('"', '""')
     if not _CONTROL.search(name):

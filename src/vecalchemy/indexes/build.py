@@ -513,9 +513,13 @@ def _index_tail(conn: Connection, index: Index) -> str:
     table = index.table
     assert table is not None and index.name is not None
     ddl = sqltext.exact_sql(CreateIndex(index), conn.dialect)
+    # the names as the compiler of exact_sql wrote them (its preparer: a control character
+    # stays as it is, where sqltext.quote writes a U&"..." escape; no ``%`` doubled)
+    make: Any = type(conn.dialect)
+    preparer = make(paramstyle="named").identifier_preparer
     prefix = (
-        f"CREATE INDEX CONCURRENTLY {sqltext.quote(conn.dialect, str(index.name))} "
-        f"ON {sqltext.table_name(conn.dialect, table)} "
+        f"CREATE INDEX CONCURRENTLY {preparer.quote(str(index.name))} "
+        f"ON {preparer.format_table(table)} "
     )
     if not ddl.startswith(prefix):
         raise IndexDefinitionError(
