@@ -4,9 +4,10 @@ Each bad input must be refused with vecalchemy's error (``InvalidVectorError``,
 ``IndexDefinitionError``, ``SearchSettingError``, ``TypeError`` / ``ValueError`` where the
 API documents them; a server error where the API documents the server as the one that
 refuses), with a message naming what was expected and what came; it must write nothing
-(rows and indexes are compared through a separate plain psycopg connection); and the
-connection or session it failed on must run a good statement of the same kind
-afterwards, as must a connection from the pool.
+(rows, tables, columns' storage modes and indexes are compared through a separate plain
+psycopg connection); one the API refuses before sending anything must send no statement
+(``silent``); and the connection or session it failed on must run a good statement of
+the same kind afterwards, as must a connection from the pool.
 
 Each entry point has one list of ``Bad`` cases (``ENTRY_POINTS``); one test per entry
 point loops over its list in each driver mode and reports every mismatch at once, and
@@ -20,9 +21,11 @@ misleading message) are kept apart in ``DEFECTS``, each with what went wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import io
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +103,27 @@ from vecalchemy import (
     vector_norm,
 )
 from vecalchemy import sum as vsum
+from vecalchemy.exc import InvalidIdentifierError, PartitionError
+from vecalchemy.filtered import filtered_search, filtered_search_async
+from vecalchemy.hybrid import hybrid_search
+from vecalchemy.storage import (
+    column_storage,
+    count_out_of_line,
+    set_vector_storage,
+    storage_advice,
+)
+from vecalchemy.tenants import (
+    create_tenant_partition,
+    create_tenant_partition_async,
+    detach_tenant_partition,
+    detach_tenant_partition_async,
+    drop_tenant_partition,
+    drop_tenant_partition_async,
+    tenant_partition_name,
+    tenant_search,
+)
 from vecalchemy.testing import libpq_conninfo
+from vecalchemy.tuning import tune_search_settings
 
 NAN, INF = float("nan"), float("inf")
 IDE, SSE = IndexDefinitionError, SearchSettingError
@@ -129,7 +152,8 @@ class Act:
 class Bad:
     """One bad input: it must raise ``exc`` whose message contains ``fragment`` (and not
     ``absent``). ``col`` names the column a value is bound to; ``modes`` limits the driver
-    modes it applies in (``None``: all)."""
+    modes it applies in (``None``: all); ``silent``: the API refuses it before sending
+    any statement, which is checked too."""
 
     id: str
     value: Any
@@ -138,6 +162,7 @@ class Bad:
     col: str = "v"
     absent: str | None = None
     modes: tuple[str, ...] | None = None
+    silent: bool = False
 
     def make(self) -> Any:
         return self.value.make() if isinstance(self.value, Fresh) else self.value
@@ -1080,6 +1105,19 @@ SEARCH_VALUE_CASES: list[Bad] = _rows([
     ("search_settings-both-forms",
      _expression(lambda: search_settings(None, SearchSettings(probes=2), ef_search=5)),
      "pass either a SearchSettings or keywords, not both", SSE),
+    ("prefer_index-str", _expression(lambda: SearchSettings(prefer_index="yes")),
+     "prefer_index (enable_seqscan = off) must be a bool, got str 'yes'", SSE),
+    ("prefer_index-int-1", _expression(lambda: SearchSettings(prefer_index=1)),
+     "must be a bool, got int 1", SSE),
+    ("prefer_index-int-0", _expression(lambda: SearchSettings(prefer_index=0)),
+     "must be a bool, got int 0", SSE),
+    ("prefer_index-str-off", _expression(lambda: search_settings(None, prefer_index="off")),
+     "must be a bool, got str 'off'", SSE),
+    ("prefer_index-numpy-int", _expression(lambda: SearchSettings(prefer_index=np.int64(1))),
+     "must be a bool, got int64 np.int64(1)", SSE),
+    ("prefer_index-mapping-str",
+     _expression(lambda: search_settings(None, {"prefer_index": "true"})),
+     "must be a bool, got str 'true'", SSE),
     ("search_settings-mapping-bad-value",
      _expression(lambda: search_settings(None, {"ivfflat.probes": 0})),
      f'0 {_RANGE} "ivfflat.probes"', SSE),
@@ -1142,6 +1180,15 @@ SEARCH_CONN_CASES: list[Bad] = _rows([
      "must be a finite number between 1 and 1000, got nan", SSE),
     ("with-on-autocommit", Act(lambda bind, ctx: _apply_on_autocommit(ctx, use_with=True)),
      "this connection is AUTOCOMMIT", SSE),
+    ("apply-prefer_index-str",
+     Act(lambda bind, ctx: apply_search_settings(bind, prefer_index="true")),
+     "prefer_index (enable_seqscan = off) must be a bool, got str 'true'", SSE),
+    ("with-prefer_index-none-str",
+     Act(lambda bind, ctx: _with_settings(bind, prefer_index="None")),
+     "must be a bool, got str 'None'", SSE),
+    ("statement-option-prefer_index-int",
+     Act(lambda bind, ctx: _option_on_statement(bind, {"prefer_index": 1})),
+     "must be a bool, got int 1", SSE),
     ("with-on-session",
      Act(lambda bind, ctx: _with_settings(Session(bind=bind), max_probes=40000)),
      f'40000 {_RANGE} "ivfflat.max_probes"', SSE),
@@ -1919,6 +1966,43 @@ ALEMBIC_OFFLINE: list[Bad] = _rows([
 # --- the harness ------------------------------------------------------------------------------
 
 
+#: the schema's tables (partitions included) and their columns' storage modes
+_RELATIONS_SQL = (
+    "(SELECT coalesce(string_agg(relname, ',' ORDER BY relname), '') FROM pg_class "
+    "WHERE relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p'))"
+)
+_STORAGE_SQL = (
+    "(SELECT coalesce(string_agg(c.relname || '.' || a.attname || ':' || a.attstorage::text, ',' "
+    "ORDER BY c.relname, a.attnum), '') FROM pg_attribute a JOIN pg_class c "
+    "ON c.oid = a.attrelid WHERE c.relnamespace = current_schema()::regnamespace "
+    "AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped)"
+)
+
+
+@contextmanager
+def _statements_sent(engine: Engine, case: Bad) -> Iterator[list[str]]:
+    """The statements sent through ``engine`` meanwhile, for a ``silent`` case."""
+    sent: list[str] = []
+    if not case.silent:
+        yield sent
+        return
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _sent_problem(sent: list[str]) -> str | None:
+    if not sent:
+        return None
+    return f"sent {len(sent)} statement(s) before refusing: {_short(Exception(sent[0]))!r}"
+
+
 @dataclass
 class Ctx:
     """One driver mode: its engine (and, in async tests, AsyncEngine), the plain psycopg
@@ -1947,6 +2031,8 @@ class Ctx:
             f"ORDER BY x::text), '')) FROM {t} x)"
             for t in self.tables
         ]
+        parts.append(_RELATIONS_SQL)
+        parts.append(_STORAGE_SQL)
         parts.append(
             "(SELECT coalesce(string_agg(indexname, ',' ORDER BY indexname), '') "
             "FROM pg_indexes WHERE schemaname = current_schema())"
@@ -1960,7 +2046,7 @@ class Ctx:
         now = self.state()
         if now == self.baseline:
             return None
-        names = (*self.tables, "indexes")
+        names = (*self.tables, "relations", "storage modes", "indexes")
         changes = [
             f"{name} {before!r} -> {after!r}"
             for name, before, after in zip(names, self.baseline, now, strict=True)
@@ -1969,6 +2055,9 @@ class Ctx:
         new_indexes = set(now[-1].split(",")) - set(self.baseline[-1].split(",")) - {""}
         for name in new_indexes:
             self.raw.execute(f'DROP INDEX IF EXISTS "{name}"')
+        new_relations = set(now[-3].split(",")) - set(self.baseline[-3].split(",")) - {""}
+        for name in new_relations:
+            self.raw.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
         self.raw.execute(f"TRUNCATE {', '.join(self.tables)}")
         for sql in self.seed:
             self.raw.execute(sql)
@@ -2002,18 +2091,22 @@ def run_cases(
                 continue
             label = _label(entry, ctx, case)
             error: BaseException | None = None
+            with _statements_sent(ctx.engine, case) as sent:
+                try:
+                    if isinstance(case.value, Act):
+                        case.value.fn(bind, ctx)
+                    else:
+                        attempt(bind, case)
+                except Exception as e:
+                    error = e
             try:
-                if isinstance(case.value, Act):
-                    case.value.fn(bind, ctx)
-                else:
-                    attempt(bind, case)
-                if bind.in_transaction():
+                if error is None and bind.in_transaction():
                     bind.commit()  # an accepted bad input becomes visible
             except Exception as e:
                 error = e
-            problem = judge(case, error)
-            if problem is not None:
-                problems.append(f"{label}: {problem}")
+            for problem in (judge(case, error), _sent_problem(sent) if error else None):
+                if problem is not None:
+                    problems.append(f"{label}: {problem}")
             try:
                 if bind.in_transaction():
                     bind.rollback()
@@ -2270,6 +2363,700 @@ def driver_sql(ctx: Ctx, cases: list[Bad]) -> list[str]:
     return run_cases(ctx, "exec_driver_sql bare ndarray", cases, attempt, followup)
 
 
+# --- filtered_search, hybrid_search, tune_search_settings, storage, tenant partitions ----------
+
+_FS_STMT = select(ITEMS.c.id).where(ITEMS.c.id > 0)
+_FS_DIST = ITEMS.c.v.l2_distance([1.0, 2.0, 3.0])
+
+
+def _fs(bind: Any, **kw: Any) -> Any:
+    """``filtered_search`` with good arguments but those in ``kw``."""
+    stmt, distance, k = kw.pop("stmt", _FS_STMT), kw.pop("distance", _FS_DIST), kw.pop("k", 3)
+    return filtered_search(bind, stmt, distance, k, **kw)
+
+
+def _fs_autocommit(ctx: Ctx) -> None:
+    with ctx.engine.connect() as other:
+        _fs(other.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+def _silent(cases: list[Bad]) -> list[Bad]:
+    """The cases refused before anything is sent (the API says so)."""
+    return [dataclasses.replace(c, silent=True) for c in cases]
+
+
+_BIGINT = "up to 9223372036854775807 (PostgreSQL's LIMIT is a bigint)"
+_NOT_DISTANCE = "distance must be a SQL distance expression, a pgvector distance operator"
+
+# fmt: off
+FILTERED_CASES: list[Bad] = _silent(_rows([
+    ("k-0", Act(lambda bind, ctx: _fs(bind, k=0)), "k must be a positive int, got 0", ValueError),
+    ("k-bool", Act(lambda bind, ctx: _fs(bind, k=True)), "k must be a positive int, got True",
+     ValueError),
+    ("k-float", Act(lambda bind, ctx: _fs(bind, k=2.5)), "k must be a positive int, got 2.5",
+     ValueError),
+    ("k-str", Act(lambda bind, ctx: _fs(bind, k="3")), "k must be a positive int, got '3'",
+     ValueError),
+    ("k-negative", Act(lambda bind, ctx: _fs(bind, k=-3)), "got -3", ValueError),
+    ("k-beyond-bigint", Act(lambda bind, ctx: _fs(bind, k=2**63)), _BIGINT, ValueError),
+    ("order-strict", Act(lambda bind, ctx: _fs(bind, order="strict")),
+     "order must be one of strict_order, relaxed_order, got 'strict'", ValueError),
+    ("order-none", Act(lambda bind, ctx: _fs(bind, order=None)), "got None", ValueError),
+    ("settings-str", Act(lambda bind, ctx: _fs(bind, settings="ef_search=10")),
+     "settings must be a SearchSettings or a mapping", SSE),
+    ("settings-pairs", Act(lambda bind, ctx: _fs(bind, settings=[("ef_search", 10)])),
+     "got list [('ef_search', 10)]", SSE),
+    ("limits-int", Act(lambda bind, ctx: _fs(bind, limits=5)),
+     "limits must be a SearchSettings or a mapping", SSE),
+    ("settings-ef_search-0", Act(lambda bind, ctx: _fs(bind, settings={"ef_search": 0})),
+     f'0 {_RANGE} "hnsw.ef_search"', SSE),
+    ("settings-guc-1001", Act(lambda bind, ctx: _fs(bind, settings={"hnsw.ef_search": 1001})),
+     f'1001 {_RANGE} "hnsw.ef_search"', SSE),
+    ("settings-unknown", Act(lambda bind, ctx: _fs(bind, settings={"ef_searches": 5})),
+     "unknown search setting(s) 'ef_searches'", SSE),
+    ("settings-iterative-scan",
+     Act(lambda bind, ctx: _fs(bind, settings={"hnsw_iterative_scan": "off"})),
+     "got hnsw_iterative_scan (the iterative scan mode is chosen by order=)", SSE),
+    ("settings-prefer_index", Act(lambda bind, ctx: _fs(bind, settings={"prefer_index": True})),
+     "got prefer_index", SSE),
+    ("settings-scan_mem_multiplier-nan",
+     Act(lambda bind, ctx: _fs(bind, settings={"scan_mem_multiplier": NAN})),
+     "must be a finite number between 1 and 1000, got nan", SSE),
+    ("limits-max_scan_tuples-0", Act(lambda bind, ctx: _fs(bind, limits={"max_scan_tuples": 0})),
+     f'0 {_RANGE} "hnsw.max_scan_tuples"', SSE),
+    ("limits-max_probes-32769", Act(lambda bind, ctx: _fs(bind, limits={"max_probes": 32769})),
+     f'32769 {_RANGE} "ivfflat.max_probes"', SSE),
+    ("limits-probes-str", Act(lambda bind, ctx: _fs(bind, limits={"probes": "10"})),
+     "probes (ivfflat.probes) must be an int between 1 and 32768, got str '10'", SSE),
+    ("limits-below-start",
+     Act(lambda bind, ctx: _fs(bind, settings={"ef_search": 100}, limits={"ef_search": 50})),
+     "settings ef_search=100 is above limits ef_search=50", SSE),
+    ("exact_below-negative", Act(lambda bind, ctx: _fs(bind, exact_below=-1)),
+     "exact_below must be an int >= 0 or None, got -1", ValueError),
+    ("exact_below-float", Act(lambda bind, ctx: _fs(bind, exact_below=1.5)), "got 1.5",
+     ValueError),
+    ("exact_below-bool", Act(lambda bind, ctx: _fs(bind, exact_below=True)), "got True",
+     ValueError),
+    ("candidates-below-k", Act(lambda bind, ctx: _fs(bind, candidates=2)),
+     "candidates must be at least k (3), got 2", ValueError),
+    ("candidates-0", Act(lambda bind, ctx: _fs(bind, candidates=0)),
+     "candidates must be a positive int, got 0", ValueError),
+    ("candidates-float", Act(lambda bind, ctx: _fs(bind, candidates=5.0)),
+     "candidates must be a positive int, got 5.0", ValueError),
+    ("candidates-beyond-bigint", Act(lambda bind, ctx: _fs(bind, candidates=2**64)), _BIGINT,
+     ValueError),
+    ("escalate-str", Act(lambda bind, ctx: _fs(bind, escalate="no")),
+     "escalate must be True or False, got 'no'", TypeError),
+    ("exact_fallback-int", Act(lambda bind, ctx: _fs(bind, exact_fallback=1)),
+     "exact_fallback must be True or False, got 1", TypeError),
+    ("warn-none", Act(lambda bind, ctx: _fs(bind, warn=None)), "warn must be True or False",
+     TypeError),
+    ("stmt-order-by", Act(lambda bind, ctx: _fs(bind, stmt=_FS_STMT.order_by(ITEMS.c.id))),
+     "stmt must have no ORDER BY, LIMIT or OFFSET", ValueError),
+    ("stmt-limit", Act(lambda bind, ctx: _fs(bind, stmt=_FS_STMT.limit(5))),
+     "stmt must have no ORDER BY, LIMIT or OFFSET", ValueError),
+    ("stmt-offset", Act(lambda bind, ctx: _fs(bind, stmt=_FS_STMT.offset(1))),
+     "stmt must have no ORDER BY, LIMIT or OFFSET", ValueError),
+    ("stmt-fetch", Act(lambda bind, ctx: _fs(bind, stmt=_FS_STMT.fetch(2))),
+     "stmt must have no ORDER BY, LIMIT or OFFSET (nor FETCH FIRST)", ValueError),
+    ("stmt-distinct", Act(lambda bind, ctx: _fs(bind, stmt=_FS_STMT.distinct())),
+     "stmt must select rows, not groups: it has DISTINCT", ValueError),
+    ("stmt-group-by",
+     Act(lambda bind, ctx: _fs(bind, stmt=select(ITEMS.c.id).group_by(ITEMS.c.id))),
+     "it has GROUP BY", ValueError),
+    ("stmt-update", Act(lambda bind, ctx: _fs(bind, stmt=update(ITEMS).values(v=None))),
+     "stmt must be a select() with the filters", TypeError),
+    ("stmt-insert", Act(lambda bind, ctx: _fs(bind, stmt=insert(ITEMS).values(id=5))),
+     "got Insert", TypeError),
+    ("stmt-text", Act(lambda bind, ctx: _fs(bind, stmt=text("SELECT id FROM items"))),
+     "got TextClause", TypeError),
+    ("stmt-union", Act(lambda bind, ctx: _fs(bind, stmt=_FS_STMT.union_all(_FS_STMT))),
+     "got CompoundSelect", TypeError),
+    ("stmt-str", Act(lambda bind, ctx: _fs(bind, stmt="SELECT id FROM items")), "got str",
+     TypeError),
+    ("distance-list", Act(lambda bind, ctx: _fs(bind, distance=[1.0, 2.0, 3.0])),
+     f"{_NOT_DISTANCE}", TypeError),
+    ("distance-none", Act(lambda bind, ctx: _fs(bind, distance=None)), "got NoneType",
+     TypeError),
+    ("distance-desc", Act(lambda bind, ctx: _fs(bind, distance=_FS_DIST.desc())),
+     _NOT_DISTANCE, TypeError),
+    ("distance-id-column", Act(lambda bind, ctx: _fs(bind, distance=ITEMS.c.id)),
+     f"{_NOT_DISTANCE}", TypeError),
+    ("distance-vector-column", Act(lambda bind, ctx: _fs(bind, distance=ITEMS.c.v)),
+     "got Column items.v", TypeError),
+    ("distance-comparison", Act(lambda bind, ctx: _fs(bind, distance=ITEMS.c.v == [1, 2, 3])),
+     _NOT_DISTANCE, TypeError),
+    ("distance-literal", Act(lambda bind, ctx: _fs(bind, distance=literal(1.0))),
+     _NOT_DISTANCE, TypeError),
+    ("distance-nan-query",
+     Act(lambda bind, ctx: _fs(bind, distance=ITEMS.c.v.l2_distance([1, NAN, 3]))),
+     "NaN not allowed in vector (element 1)"),
+    ("distance-inf-query",
+     Act(lambda bind, ctx: _fs(bind, distance=ITEMS.c.v.cosine_distance([INF, 0, 0]))),
+     "infinite value not allowed in vector (element 0)"),
+    ("distance-query-dim-2",
+     Act(lambda bind, ctx: _fs(bind, distance=ITEMS.c.v.l2_distance([1.0, 2.0]))),
+     "vector(3): expected 3 dimensions, not 2"),
+    ("distance-halfvec-query-over-range",
+     Act(lambda bind, ctx: _fs(bind, distance=ITEMS.c.h.l2_distance([70000, 0, 0]))),
+     '"70000" is out of range for type halfvec'),
+    ("bind-engine", Act(lambda bind, ctx: _fs(ctx.engine)),
+     "expected a SQLAlchemy Connection or Session, got Engine", TypeError),
+    ("bind-str", Act(lambda bind, ctx: _fs("conn")), "got str", TypeError),
+    ("bind-autocommit", Act(lambda bind, ctx: _fs_autocommit(ctx)),
+     "this connection is AUTOCOMMIT", SSE),
+    ("session-k-0", Act(lambda bind, ctx: _fs(Session(bind=bind), k=0)),
+     "k must be a positive int, got 0", ValueError),
+]))
+# fmt: on
+
+_HY_DENSE = (ITEMS.c.v, [1.0, 2.0, 3.0], "l2")
+_HY_SPARSE = (ITEMS.c.s, {0: 1.0}, "l2")
+_HY_TEXT = (func.to_tsvector("english", literal("a b")), "a")
+
+
+def _hybrid(**kw: Any) -> Any:
+    """``hybrid_search`` of ITEMS with good dense and sparse legs but those in ``kw``."""
+    legs = {"dense": _HY_DENSE, "sparse": _HY_SPARSE}
+    legs.update(kw)
+    stmt, key = legs.pop("stmt", select(ITEMS.c.id)), legs.pop("key", ITEMS.c.id)
+    return hybrid_search(stmt, key, **legs)
+
+
+def _hy(bind: Any, params: dict[str, Any] | None = None, **kw: Any) -> None:
+    bind.execute(_hybrid(**kw), params or {}).all()
+
+
+# fmt: off
+#: built and run: the query vectors are refused by their column type's own validation
+HYBRID_EXEC_CASES: list[Bad] = _silent(_rows([
+    ("dense-nan", Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, [1, NAN, 3], "l2"))),
+     "NaN not allowed in vector (element 1)"),
+    ("dense-float32-nan",
+     Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, np.array([NAN, 1, 2], np.float32), "l2"))),
+     "NaN not allowed in vector (element 0)"),
+    ("dense-inf", Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, [0, -INF, 0], "l2"))),
+     "infinite value not allowed in vector (element 1)"),
+    ("dense-dim-2", Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, [1.0, 2.0], "l2"))),
+     "vector(3): expected 3 dimensions, not 2"),
+    ("dense-dim-4", Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, [1, 2, 3, 4], "l2"))),
+     "expected 3 dimensions, not 4"),
+    ("dense-over-float4", Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, [1e39, 0, 0], "l2"))),
+     '"1e+39" is out of range for type vector (element 0)'),
+    ("dense-text", Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, "abc", "l2"))),
+     'invalid input syntax: "abc"'),
+    ("dense-strings", Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.v, ["a", "b", "c"], "l2"))),
+     "got non-numeric elements"),
+    ("halfvec-over-range",
+     Act(lambda bind, ctx: _hy(bind, dense=(ITEMS.c.h, [70000, 0, 0], "l2"))),
+     '"70000" is out of range for type halfvec'),
+    ("sparse-index-out-of-bounds",
+     Act(lambda bind, ctx: _hy(bind, sparse=(ITEMS.c.s, {7: 1.0}, "l2"))),
+     "sparsevec index out of bounds"),
+    ("sparse-dense-query-of-3",
+     Act(lambda bind, ctx: _hy(bind, sparse=(ITEMS.c.s, [1, 2, 3], "l2"))),
+     "expected 5 dimensions, not 3"),
+    ("sparse-nan", Act(lambda bind, ctx: _hy(bind, sparse=(ITEMS.c.s, {0: NAN}, "l2"))),
+     "NaN not allowed"),
+    ("dense-bindparam-nan",
+     Act(lambda bind, ctx: _hy(bind, {"q": [1, NAN, 3]},
+                               dense=(ITEMS.c.v, bindparam("q"), "l2"))),
+     "NaN not allowed in vector (element 1)"),
+    ("dense-bindparam-dim-2",
+     Act(lambda bind, ctx: _hy(bind, {"q": [1, 2]}, dense=(ITEMS.c.v, bindparam("q"), "l2"))),
+     "expected 3 dimensions, not 2"),
+    ("text-query-nul", Act(lambda bind, ctx: _hy(bind, sparse=None, text=(_HY_TEXT[0], "a\x00"))),
+     "text= query 'a\\x00' contains a NUL byte", ValueError),
+    ("text-config-nul",
+     Act(lambda bind, ctx: _hy(bind, sparse=None, text=(_HY_TEXT[0], "a", "english\x00"))),
+     "text= config 'english\\x00' contains a NUL byte", ValueError),
+    ("text-integer-document",
+     Act(lambda bind, ctx: _hy(bind, sparse=None, text=(ITEMS.c.id, "a"))),
+     "text= document must be a tsvector column or expression", TypeError),
+])) + [
+    # the server refuses (a name it does not know): a database error, the connection usable
+    Bad("text-config-unknown",
+        Act(lambda bind, ctx: _hy(bind, sparse=None, text=(_HY_TEXT[0], "a", "klingon"))),
+        'text search configuration "klingon" does not exist', SERVER),
+]
+
+HYBRID_CASES: list[Bad] = _rows([
+    ("one-leg", _expression(lambda: _hybrid(sparse=None)),
+     "hybrid_search needs at least two of dense=, sparse=, text=; got dense", ValueError),
+    ("no-leg", _expression(lambda: _hybrid(dense=None, sparse=None)), "got none", ValueError),
+    ("dense-list", _expression(lambda: _hybrid(dense=[ITEMS.c.v, [1, 2, 3]])),
+     "dense= takes a tuple (column, query) or (column, query, metric), got [", TypeError),
+    ("dense-one-element", _expression(lambda: _hybrid(dense=(ITEMS.c.v,))),
+     "dense= takes a tuple", TypeError),
+    ("dense-four-elements", _expression(lambda: _hybrid(dense=(*_HY_DENSE, 1))),
+     "dense= takes a tuple", TypeError),
+    ("dense-column-name", _expression(lambda: _hybrid(dense=("v", [1, 2, 3], "l2"))),
+     "dense= needs a Vector/HalfVec column, got None", TypeError),
+    ("dense-sparse-column", _expression(lambda: _hybrid(dense=(ITEMS.c.s, {0: 1.0}, "l2"))),
+     "dense= needs a Vector/HalfVec column, got SparseVec(5)", TypeError),
+    ("dense-bit-column", _expression(lambda: _hybrid(dense=(ITEMS.c.b, "1010", "hamming"))),
+     "dense= needs a Vector/HalfVec column, got Bit(4)", TypeError),
+    ("sparse-vector-column", _expression(lambda: _hybrid(sparse=_HY_DENSE)),
+     "sparse= needs a SparseVec column, got Vector(3)", TypeError),
+    ("dense-no-metric", _expression(lambda: _hybrid(dense=(ITEMS.c.v, [1, 2, 3]))),
+     "give dense=(column, query, metric) (Vector(3) declares no metric)", ValueError),
+    ("dense-hamming", _expression(lambda: _hybrid(dense=(ITEMS.c.v, [1, 2, 3], "hamming"))),
+     "dense: metric 'hamming' is not a metric of vector; expected one of l2", ValueError),
+    ("dense-metric-int", _expression(lambda: _hybrid(dense=(ITEMS.c.v, [1, 2, 3], 5))),
+     "metric 5 is not a metric of vector", ValueError),
+    ("dense-metric-list", _expression(lambda: _hybrid(dense=(ITEMS.c.v, [1, 2, 3], ["l2"]))),
+     "metric ['l2'] is not a metric of vector", ValueError),
+    ("dense-query-none", _expression(lambda: _hybrid(dense=(ITEMS.c.v, None, "l2"))),
+     "dense= query must be a query vector (or a SQL expression of one), got None", TypeError),
+    ("dense-query-pgvector-dim-2",
+     _expression(lambda: _hybrid(dense=(ITEMS.c.v, pgvector.Vector([1, 2]), "l2"))),
+     "expected 3 dimensions, not 2", InvalidVectorError),
+    ("text-query-none", _expression(lambda: _hybrid(sparse=None, text=(_HY_TEXT[0], None))),
+     "text= query must be a str, got NoneType", TypeError),
+    ("text-query-bytes", _expression(lambda: _hybrid(sparse=None, text=(_HY_TEXT[0], b"a"))),
+     "text= query must be a str, got bytes", TypeError),
+    ("text-config-empty", _expression(lambda: _hybrid(sparse=None, text=(_HY_TEXT[0], "a", ""))),
+     "text= config must be a text search configuration name, got ''", TypeError),
+    ("text-document-name", _expression(lambda: _hybrid(sparse=None, text=("body", "a"))),
+     "text= document must be a tsvector column or expression", TypeError),
+    ("k-0", _expression(lambda: _hybrid(k=0)), "k must be a positive int, got 0", ValueError),
+    ("k-float", _expression(lambda: _hybrid(k=2.0)), "k must be a positive int, got 2.0",
+     ValueError),
+    ("k-beyond-bigint", _expression(lambda: _hybrid(k=2**63)), _BIGINT, ValueError),
+    ("leg_limit-0", _expression(lambda: _hybrid(leg_limit=0)),
+     "leg_limit must be a positive int, got 0", ValueError),
+    ("fusion-unknown", _expression(lambda: _hybrid(fusion="max")),
+     "fusion must be one of rrf, weighted, got 'max'", ValueError),
+    ("fusion-upper", _expression(lambda: _hybrid(fusion="RRF")), "got 'RRF'", ValueError),
+    ("fusion-none", _expression(lambda: _hybrid(fusion=None)), "got None", ValueError),
+    ("rrf_k-negative", _expression(lambda: _hybrid(rrf_k=-1)),
+     "rrf_k must be a finite number >= 0, got -1", ValueError),
+    ("rrf_k-nan", _expression(lambda: _hybrid(rrf_k=NAN)), "got nan", ValueError),
+    ("rrf_k-bool", _expression(lambda: _hybrid(rrf_k=True)), "got True", ValueError),
+    ("weights-list", _expression(lambda: _hybrid(weights=[1, 1])),
+     "weights must be a mapping {leg: weight}, got [1, 1]", TypeError),
+    ("weights-missing-leg", _expression(lambda: _hybrid(weights={"dense": 1})),
+     "weights must name exactly the legs given (dense, sparse), got 'dense'", ValueError),
+    ("weights-unknown-leg",
+     _expression(lambda: _hybrid(weights={"dense": 1, "sparse": 1, "text": 1})),
+     "weights must name exactly the legs given", ValueError),
+    ("weights-negative", _expression(lambda: _hybrid(weights={"dense": -1, "sparse": 1})),
+     "weights['dense'] must be a finite number >= 0, got -1", ValueError),
+    ("weights-nan", _expression(lambda: _hybrid(weights={"dense": 1, "sparse": NAN})),
+     "weights['sparse'] must be a finite number >= 0, got nan", ValueError),
+    ("weights-str", _expression(lambda: _hybrid(weights={"dense": "1", "sparse": 1})),
+     "got '1'", ValueError),
+    ("weights-all-zero", _expression(lambda: _hybrid(weights={"dense": 0, "sparse": 0})),
+     "at least one weight must be positive", ValueError),
+    ("max_distance-number", _expression(lambda: _hybrid(max_distance=0.5)),
+     "max_distance must map 'dense'/'sparse' to a number, got float", TypeError),
+    ("max_distance-text-leg",
+     _expression(lambda: _hybrid(sparse=None, text=_HY_TEXT, max_distance={"text": 1})),
+     "max_distance: 'text' is not a vector leg given; expected one of 'dense'", ValueError),
+    ("max_distance-leg-not-given",
+     _expression(lambda: _hybrid(sparse=None, text=_HY_TEXT, max_distance={"sparse": 1})),
+     "max_distance: 'sparse' is not a vector leg given", ValueError),
+    ("max_distance-nan", _expression(lambda: _hybrid(max_distance={"dense": NAN})),
+     "max_distance['dense'] must be finite, got nan", ValueError),
+    ("max_distance-inf", _expression(lambda: _hybrid(max_distance={"sparse": INF})),
+     "must be finite, got inf", ValueError),
+    ("max_distance-str", _expression(lambda: _hybrid(max_distance={"dense": "0.5"})),
+     "max_distance['dense'] must be a number, got '0.5'", ValueError),
+    ("max_distance-bool", _expression(lambda: _hybrid(max_distance={"dense": True})),
+     "must be a number, got True", ValueError),
+    ("where-str", _expression(lambda: _hybrid(where="id > 0")),
+     "where takes SQL expressions (Doc.lang == 'en'), not a str", TypeError),
+    ("where-strings", _expression(lambda: _hybrid(where=["id > 0"])),
+     "where takes SQL expressions (Doc.lang == 'en') or a sequence of them, got str", TypeError),
+    ("where-bool", _expression(lambda: _hybrid(where=True)), "got bool True", TypeError),
+    ("where-bytes", _expression(lambda: _hybrid(where=b"id")), "got bytes", TypeError),
+    ("key-name", _expression(lambda: _hybrid(key="id")),
+     "key must be the unique column the legs are joined on (Doc.id), got str 'id'", TypeError),
+    ("key-none", _expression(lambda: _hybrid(key=None)), "got NoneType None", TypeError),
+    ("stmt-str", _expression(lambda: _hybrid(stmt="items")),
+     "stmt must be a select() or an entity, table or column (Doc), got str", TypeError),
+    ("name-int", _expression(lambda: _hybrid(name=5)), "name must be a str", TypeError),
+    ("name-nul", _expression(lambda: _hybrid(name="h\x00")), "contains a NUL byte",
+     InvalidIdentifierError),
+    ("name-over-63-bytes", _expression(lambda: _hybrid(name="h" * 60)), "63",
+     InvalidIdentifierError),
+])
+# fmt: on
+
+
+def _tune(bind: Any, queries: Any = ..., **kw: Any) -> Any:
+    """``tune_search_settings`` over ITEMS with good arguments but those given."""
+    query_for = kw.pop("query_for", _top3)
+    queries = [[1.0, 2.0, 3.0]] if queries is ... else queries
+    return tune_search_settings(bind, query_for, queries, **{"k": 1, "high": 2, **kw})
+
+
+def _top3(q: Any) -> Any:
+    return select(ITEMS.c.id).order_by(ITEMS.c.v.l2_distance(q)).limit(3)
+
+
+def _tune_autocommit(ctx: Ctx) -> None:
+    with ctx.engine.connect() as other:
+        _tune(other.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+# fmt: off
+TUNING_CASES: list[Bad] = _silent(_rows([
+    ("target-0", Act(lambda bind, ctx: _tune(bind, target_recall=0)),
+     "target_recall must be a number in (0, 1], got 0", ValueError),
+    ("target-1.5", Act(lambda bind, ctx: _tune(bind, target_recall=1.5)), "got 1.5", ValueError),
+    ("target-nan", Act(lambda bind, ctx: _tune(bind, target_recall=NAN)), "got nan", ValueError),
+    ("target-bool", Act(lambda bind, ctx: _tune(bind, target_recall=True)), "got True",
+     ValueError),
+    ("target-str", Act(lambda bind, ctx: _tune(bind, target_recall="0.9")), "got '0.9'",
+     ValueError),
+    ("setting-max_probes", Act(lambda bind, ctx: _tune(bind, setting="max_probes")),
+     "setting must be one of ef_search, probes (or hnsw.ef_search, ivfflat.probes), got "
+     "'max_probes'", ValueError),
+    ("setting-guc-max_scan_tuples",
+     Act(lambda bind, ctx: _tune(bind, setting="hnsw.max_scan_tuples")),
+     "got 'hnsw.max_scan_tuples'", ValueError),
+    ("setting-none", Act(lambda bind, ctx: _tune(bind, setting=None)), "got None", ValueError),
+    ("low-0", Act(lambda bind, ctx: _tune(bind, low=0)),
+     "low=0 is outside the range of hnsw.ef_search (1 .. 1000)", ValueError),
+    ("high-1001", Act(lambda bind, ctx: _tune(bind, high=1001)),
+     "high=1001 is outside the range of hnsw.ef_search (1 .. 1000)", ValueError),
+    ("probes-high-32769", Act(lambda bind, ctx: _tune(bind, setting="probes", high=32769)),
+     "high=32769 is outside the range of ivfflat.probes (1 .. 32768)", ValueError),
+    ("low-above-high", Act(lambda bind, ctx: _tune(bind, low=5, high=2)),
+     "low (5) must not exceed high (2)", ValueError),
+    ("low-float", Act(lambda bind, ctx: _tune(bind, low=1.5)), "low must be an int, got 1.5",
+     ValueError),
+    ("high-bool", Act(lambda bind, ctx: _tune(bind, high=True)), "high must be an int, got True",
+     ValueError),
+    ("k-0", Act(lambda bind, ctx: _tune(bind, k=0)), "k must be a positive int, got 0",
+     ValueError),
+    ("repeats-0", Act(lambda bind, ctx: _tune(bind, repeats=0)),
+     "repeats must be a positive int, got 0", ValueError),
+    ("queries-empty", Act(lambda bind, ctx: _tune(bind, [])),
+     "queries must hold at least one query vector", ValueError),
+    ("queries-1-d-array", Act(lambda bind, ctx: _tune(bind, np.ones(3))),
+     "queries must be an (n, dim) array of query vectors, got shape (3,)", ValueError),
+    ("queries-one-vector-as-list", Act(lambda bind, ctx: _tune(bind, [1.0, 2.0, 3.0])),
+     "queries must hold query vectors, got float 1.0 as query 0 (for one vector q, pass [q])",
+     ValueError),
+    ("queries-none", Act(lambda bind, ctx: _tune(bind, None)),
+     "queries must be an (n, dim) array or an iterable of query vectors, got NoneType",
+     TypeError),
+    ("queries-nan", Act(lambda bind, ctx: _tune(bind, [[1.0, NAN, 3.0]])),
+     "NaN not allowed in vector (element 1)"),
+    ("queries-dim-2", Act(lambda bind, ctx: _tune(bind, np.ones((2, 2)))),
+     "vector(3): expected 3 dimensions, not 2"),
+    ("query_for-not-callable", Act(lambda bind, ctx: _tune(bind, query_for=5)),
+     "query_for must be a function of one query vector returning the top-k select", TypeError),
+    ("query_for-returns-str", Act(lambda bind, ctx: _tune(bind, query_for=lambda q: "SELECT 1")),
+     "query_for must return a Select, got str", TypeError),
+    ("bind-engine", Act(lambda bind, ctx: _tune(ctx.engine)),
+     "expected a SQLAlchemy Connection or Session, got Engine", TypeError),
+    ("bind-autocommit", Act(lambda bind, ctx: _tune_autocommit(ctx)),
+     "this connection is AUTOCOMMIT", ValueError),
+]))
+# fmt: on
+
+_NOPE = Table("nope", MetaData(), Column("v", Vector(3)))
+_MODES_MSG = "storage must be one of plain, external, extended, main (PostgreSQL's ALTER TABLE"
+_NOT_BOUND = "column must be a Column of a Table or an ORM attribute mapped to one, got "
+
+# fmt: off
+STORAGE_CASES: list[Bad] = _silent(_rows([
+    ("set-mode-toast", Act(lambda bind, ctx: set_vector_storage(bind, ITEMS.c.v, "toast")),
+     f"{_MODES_MSG} ... SET STORAGE), got 'toast'", ValueError),
+    ("set-mode-none", Act(lambda bind, ctx: set_vector_storage(bind, ITEMS.c.v, None)),
+     "got None", ValueError),
+    ("set-mode-int", Act(lambda bind, ctx: set_vector_storage(bind, ITEMS.c.v, 1)), "got 1",
+     ValueError),
+    ("set-mode-empty", Act(lambda bind, ctx: set_vector_storage(bind, ITEMS.c.v, "")),
+     "got ''", ValueError),
+    ("set-mode-trailing-space",
+     Act(lambda bind, ctx: set_vector_storage(bind, ITEMS.c.v, "plain ")), "got 'plain '",
+     ValueError),
+    ("set-integer-column", Act(lambda bind, ctx: set_vector_storage(bind, ITEMS.c.id, "plain")),
+     "column 'id' is Integer(), not a Vector/HalfVec/SparseVec/Bit column", TypeError),
+    ("set-a-type", Act(lambda bind, ctx: set_vector_storage(bind, Vector(3), "plain")),
+     f"{_NOT_BOUND}Vector Vector(3)", TypeError),
+    ("set-a-type-class", Act(lambda bind, ctx: set_vector_storage(bind, Vector, "plain")),
+     _NOT_BOUND, TypeError),
+    ("set-unbound-column",
+     Act(lambda bind, ctx: set_vector_storage(bind, Column("v", Vector(3)), "plain")),
+     f"{_NOT_BOUND}Column", TypeError),
+    ("set-column-name", Act(lambda bind, ctx: set_vector_storage(bind, "items.v", "plain")),
+     f"{_NOT_BOUND}str", TypeError),
+    ("set-engine", Act(lambda bind, ctx: set_vector_storage(ctx.engine, ITEMS.c.v, "plain")),
+     "expected a SQLAlchemy Connection or Session, got Engine", TypeError),
+    ("column_storage-table-none", Act(lambda bind, ctx: column_storage(bind, None, "v")),
+     "table name must be a str, got NoneType None", InvalidIdentifierError),
+    ("column_storage-table-nul", Act(lambda bind, ctx: column_storage(bind, "ite\x00ms", "v")),
+     "table name 'ite\\x00ms' contains a NUL byte", InvalidIdentifierError),
+    ("column_storage-column-nul", Act(lambda bind, ctx: column_storage(bind, "items", "v\x00")),
+     "column name 'v\\x00' contains a NUL byte", InvalidIdentifierError),
+    ("column_storage-column-int", Act(lambda bind, ctx: column_storage(bind, "items", 1)),
+     "column name must be a str, got int 1", InvalidIdentifierError),
+    ("column_storage-schema-empty",
+     Act(lambda bind, ctx: column_storage(bind, "items", "v", schema="")), "schema is empty",
+     InvalidIdentifierError),
+    ("column_storage-engine", Act(lambda bind, ctx: column_storage(ctx.engine, "items", "v")),
+     "got Engine", TypeError),
+    ("count-a-type", Act(lambda bind, ctx: count_out_of_line(bind, Vector(3))),
+     f"{_NOT_BOUND}Vector Vector(3)", TypeError),
+    ("count-unbound-column",
+     Act(lambda bind, ctx: count_out_of_line(bind, Column("v", Vector(3)))),
+     f"{_NOT_BOUND}Column", TypeError),
+    ("count-column-name", Act(lambda bind, ctx: count_out_of_line(bind, "v")),
+     f"{_NOT_BOUND}str 'v'", TypeError),
+    ("count-engine", Act(lambda bind, ctx: count_out_of_line(ctx.engine, ITEMS.c.v)),
+     "got Engine", TypeError),
+])) + _rows([
+    # the catalog is read first: a LookupError, or the server's refusal, and nothing written
+    ("set-table-not-on-server",
+     Act(lambda bind, ctx: set_vector_storage(bind, _NOPE.c.v, "plain")),
+     "no column 'v' in table \"nope\" on the server", LookupError),
+    ("column_storage-missing-column", Act(lambda bind, ctx: column_storage(bind, "items", "zz")),
+     "no column 'zz' in table \"items\" on the server", LookupError),
+    ("count-table-not-on-server", Act(lambda bind, ctx: count_out_of_line(bind, _NOPE.c.v)),
+     'relation "nope" does not exist', SERVER),
+])
+
+STORAGE_VALUE_CASES: list[Bad] = _rows([
+    ("advice-integer-column", _expression(lambda: storage_advice(ITEMS.c.id)),
+     "expected a Vector/HalfVec/SparseVec/Bit type or a column of one (Column or ORM "
+     "attribute), got Column", TypeError),
+    ("advice-str", _expression(lambda: storage_advice("vector(3)")), "got str 'vector(3)'",
+     TypeError),
+    ("advice-none", _expression(lambda: storage_advice(None)), "got NoneType None", TypeError),
+    ("advice-integer-type", _expression(lambda: storage_advice(Integer())), "got Integer",
+     TypeError),
+    ("advice-nnz-for-vector", _expression(lambda: storage_advice(Vector(3), nnz=3)),
+     "nnz applies to sparsevec only, got nnz=3 for vector", ValueError),
+    ("advice-nnz-negative", _expression(lambda: storage_advice(SparseVec(5), nnz=-1)),
+     "nnz must be an int >= 0, got -1", ValueError),
+    ("advice-nnz-float", _expression(lambda: storage_advice(SparseVec(5), nnz=2.0)),
+     "nnz must be an int >= 0, got 2.0", ValueError),
+    ("advice-nnz-over-dim", _expression(lambda: storage_advice(SparseVec(5), nnz=6)),
+     "nnz must be at most the dimension of SparseVec(5) (5), got 6", ValueError),
+    ("advice-nnz-over-16000", _expression(lambda: storage_advice(SparseVec(), nnz=16001)),
+     "nnz must be at most 16000 (pgvector's SPARSEVEC_MAX_NNZ, src/sparsevec.h), got 16001",
+     ValueError),
+    ("advice-nnz-bool", _expression(lambda: storage_advice(SparseVec(5), nnz=True)),
+     "got True", ValueError),
+    ("advice-other_bytes-negative", _expression(lambda: storage_advice(Vector(3), other_bytes=-8)),
+     "other_bytes must be an int >= 0, got -8", ValueError),
+    ("advice-other_bytes-str", _expression(lambda: storage_advice(Vector(3), other_bytes="8")),
+     "got '8'", ValueError),
+    ("advice-over-16000-dims", _expression(lambda: storage_advice(Vector(16001))),
+     "dimensions for type vector cannot exceed 16000 (got 16001)", InvalidVectorError),
+    ("type-storage-toast", _expression(lambda: Vector(3, storage="toast")),
+     f"{_MODES_MSG} ... SET STORAGE), got 'toast'", ValueError),
+    ("type-storage-int", _expression(lambda: HalfVec(3, storage=1)), "got 1", ValueError),
+    ("type-storage-bool", _expression(lambda: SparseVec(5, storage=True)), "got True",
+     ValueError),
+    ("type-storage-empty", _expression(lambda: Bit(8, storage="")), "got ''", ValueError),
+    ("type-storage-compressed", _expression(lambda: Vector(storage="compressed")),
+     "got 'compressed'", ValueError),
+    ("type-storage-nul", _expression(lambda: Vector(3, storage="plain\x00")),
+     "got 'plain\\x00'", ValueError),
+])
+# fmt: on
+
+TMD = MetaData()
+#: a LIST-partitioned parent keyed by an int, one keyed by text, one by a float (never
+#: created: its values are refused first), and parents a tenant partition cannot have
+TDOCS = Table(
+    "tdocs", TMD, Column("t", Integer), Column("e", Vector(3)), postgresql_partition_by="LIST (t)"
+)
+TTEXT = Table("ttext", TMD, Column("t", Text), postgresql_partition_by="LIST (t)")
+TRANGE = Table("trange", TMD, Column("t", Integer), postgresql_partition_by="RANGE (t)")
+TEXPR = Table("texpr", TMD, Column("t", Text), postgresql_partition_by="LIST (lower(t))")
+TPLAIN = Table("tplain", TMD, Column("t", Integer))
+TFLOAT = Table("tfloat", MetaData(), Column("t", sa.Float), postgresql_partition_by="LIST (t)")
+#: tenant 7's partition, under a name of its own
+T_SEED = ("CREATE TABLE IF NOT EXISTS tdocs_held PARTITION OF tdocs FOR VALUES IN (7)",)
+_INT_RANGE = "is out of range for the integer column 't' (-2147483648 .. 2147483647)"
+_NO_TX = "DETACH PARTITION CONCURRENTLY cannot run inside a transaction block"
+
+# fmt: off
+#: refused for the parent or the tenant value, whatever the function: value-only
+TENANT_VALUE_CASES: list[Bad] = _rows([
+    ("name-bool-for-int", _expression(lambda: tenant_partition_name(TDOCS, True)),
+     "tenant must be a int for the partition key column 't' (INTEGER), got bool True", TypeError),
+    ("name-none", _expression(lambda: tenant_partition_name(TDOCS, None)),
+     "tenant must be a value of the column 't', got None", TypeError),
+    ("name-str-for-int", _expression(lambda: tenant_partition_name(TDOCS, "1")),
+     "got str '1'", TypeError),
+    ("name-2**31", _expression(lambda: tenant_partition_name(TDOCS, 2**31)),
+     f"tenant 2147483648 {_INT_RANGE}", PartitionError),
+    ("name-below-int4", _expression(lambda: tenant_partition_name(TDOCS, -(2**31) - 1)),
+     f"tenant -2147483649 {_INT_RANGE}", PartitionError),
+    ("name-nan", _expression(lambda: tenant_partition_name(TFLOAT, NAN)),
+     "tenant must be a finite number, got nan", PartitionError),
+    ("name-inf", _expression(lambda: tenant_partition_name(TFLOAT, INF)),
+     "tenant must be a finite number, got inf", PartitionError),
+    ("name-nul", _expression(lambda: tenant_partition_name(TTEXT, "a\x00b")),
+     "tenant 'a\\x00b' contains a NUL byte", PartitionError),
+    ("name-bytes-for-text", _expression(lambda: tenant_partition_name(TTEXT, b"a")),
+     "got bytes b'a'", TypeError),
+    ("name-range-parent", _expression(lambda: tenant_partition_name(TRANGE, 1)),
+     "table 'trange' is RANGE-partitioned; a tenant partition needs a LIST-partitioned parent",
+     PartitionError),
+    ("name-expression-parent", _expression(lambda: tenant_partition_name(TEXPR, "a")),
+     "table 'texpr' is partitioned by 'LIST (lower(t))', not by LIST of one of its columns",
+     PartitionError),
+    ("name-plain-parent", _expression(lambda: tenant_partition_name(TPLAIN, 1)),
+     "table 'tplain' is not partitioned (no postgresql_partition_by)", PartitionError),
+    ("name-parent-column", _expression(lambda: tenant_partition_name(TDOCS.c.t, 1)),
+     "parent must be the LIST-partitioned parent Table", TypeError),
+    ("name-parent-str", _expression(lambda: tenant_partition_name("tdocs", 1)),
+     "parent must be the LIST-partitioned parent Table", TypeError),
+    ("search-bool-for-int", _expression(lambda: tenant_search(select(TDOCS), TDOCS, False)),
+     "got bool False", TypeError),
+    ("search-none", _expression(lambda: tenant_search(select(TDOCS), TDOCS.c.t, None)),
+     "got None (a NULL tenant matches no `=` filter)", TypeError),
+    ("search-2**40", _expression(lambda: tenant_search(select(TDOCS), TDOCS, 2**40)),
+     f"tenant 1099511627776 {_INT_RANGE}", PartitionError),
+    ("search-nan", _expression(lambda: tenant_search(select(TFLOAT), TFLOAT, NAN)),
+     "finite number, got nan", PartitionError),
+    ("search-nul", _expression(lambda: tenant_search(select(TTEXT), TTEXT, "\x00")),
+     "contains a NUL byte", PartitionError),
+    ("search-range-parent", _expression(lambda: tenant_search(select(TRANGE), TRANGE, 1)),
+     "is RANGE-partitioned", PartitionError),
+    ("search-column-name", _expression(lambda: tenant_search(select(TDOCS), "t", 1)),
+     "parent_or_column must be a LIST-partitioned Table, an ORM class mapped to one, or its "
+     "tenant column, got str", TypeError),
+    ("search-stmt-str", _expression(lambda: tenant_search("SELECT 1", TDOCS, 1)),
+     "stmt must be a select() (the top-k query), got str", TypeError),
+])
+
+TENANT_CASES: list[Bad] = _silent(_rows([
+    ("create-bool-for-int", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, True)),
+     "tenant must be a int for the partition key column 't' (INTEGER), got bool True", TypeError),
+    ("create-none", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, None)),
+     "got None (a NULL tenant matches no `=` filter)", TypeError),
+    ("create-float-for-int", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, 1.0)),
+     "got float 1.0", TypeError),
+    ("create-2**31", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, 2**31)),
+     f"tenant 2147483648 {_INT_RANGE}", PartitionError),
+    ("create-nul", Act(lambda bind, ctx: create_tenant_partition(bind, TTEXT, "a\x00")),
+     "contains a NUL byte", PartitionError),
+    ("create-int-for-text", Act(lambda bind, ctx: create_tenant_partition(bind, TTEXT, 5)),
+     "tenant must be a str for the partition key column 't' (TEXT), got int 5", TypeError),
+    ("create-nan", Act(lambda bind, ctx: create_tenant_partition(bind, TFLOAT, NAN)),
+     "tenant must be a finite number, got nan", PartitionError),
+    ("create-range-parent", Act(lambda bind, ctx: create_tenant_partition(bind, TRANGE, 1)),
+     "is RANGE-partitioned", PartitionError),
+    ("create-expression-parent",
+     Act(lambda bind, ctx: create_tenant_partition(bind, TEXPR, "a")),
+     "not by LIST of one of its columns", PartitionError),
+    ("create-plain-parent", Act(lambda bind, ctx: create_tenant_partition(bind, TPLAIN, 1)),
+     "is not partitioned", PartitionError),
+    ("create-parent-column", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS.c.t, 1)),
+     "parent must be the LIST-partitioned parent Table", TypeError),
+    ("create-name-nul",
+     Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, 2, name="p\x00")),
+     "partition name 'p\\x00' contains a NUL byte", InvalidIdentifierError),
+    ("create-schema-int", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, 2, schema=5)),
+     "partition schema must be a str, got int 5", InvalidIdentifierError),
+    ("create-bind-str", Act(lambda bind, ctx: create_tenant_partition("engine", TDOCS, 2)),
+     "expected an Engine, Connection or Session, got str", TypeError),
+    ("detach-bool-for-int", Act(lambda bind, ctx: detach_tenant_partition(bind, TDOCS, False)),
+     "got bool False", TypeError),
+    ("detach-session-concurrently",
+     Act(lambda bind, ctx: detach_tenant_partition(Session(bind=bind), TDOCS, 7,
+                                                   name="tdocs_held", concurrently=True)),
+     _NO_TX, PartitionError),
+    ("detach-transaction-concurrently",
+     Act(lambda bind, ctx: detach_tenant_partition(bind, TDOCS, 7, name="tdocs_held",
+                                                   concurrently=True)),
+     _NO_TX, PartitionError),
+    ("detach-concurrently-str",
+     Act(lambda bind, ctx: detach_tenant_partition(ctx.engine, TDOCS, 7, name="tdocs_held",
+                                                   concurrently="yes")),
+     "concurrently must be True or False, got str 'yes'", TypeError),
+    ("detach-range-parent", Act(lambda bind, ctx: detach_tenant_partition(bind, TRANGE, 1)),
+     "is RANGE-partitioned", PartitionError),
+    ("drop-none", Act(lambda bind, ctx: drop_tenant_partition(bind, TDOCS, None)), "got None",
+     TypeError),
+    ("drop-detached-str",
+     Act(lambda bind, ctx: drop_tenant_partition(bind, TDOCS, 7, name="tdocs_held",
+                                                 detached="no")),
+     "detached must be True or False, got str 'no'", TypeError),
+    ("drop-expression-parent", Act(lambda bind, ctx: drop_tenant_partition(bind, TEXPR, "a")),
+     "not by LIST of one of its columns", PartitionError),
+])) + _rows([
+    # the catalog is read first: refused, nothing written
+    ("create-name-taken",
+     Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, 2, name="tdocs")),
+     "'tdocs' exists already (a relation that is not a partition of 'tdocs')", PartitionError),
+    ("detach-missing", Act(lambda bind, ctx: detach_tenant_partition(bind, TDOCS, 99)),
+     "the partition 'tdocs_99' of 'tdocs' for tenant 99 does not exist; nothing was changed",
+     PartitionError),
+    ("drop-missing", Act(lambda bind, ctx: drop_tenant_partition(bind, TDOCS, 99)),
+     "does not exist; nothing was changed", PartitionError),
+    ("drop-attached-as-detached",
+     Act(lambda bind, ctx: drop_tenant_partition(bind, TDOCS, 7, name="tdocs_held",
+                                                 detached=True)),
+     "is still attached to it", PartitionError),
+    # the server refuses a tenant another partition holds (documented)
+    ("create-tenant-held", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, 7)),
+     'would overlap partition "tdocs_held"', SERVER),
+])
+# fmt: on
+
+
+def filtered(ctx: Ctx, cases: list[Bad]) -> list[str]:
+    _items(ctx, seed=(UPDATE_SEED,))
+
+    def followup(bind: Any) -> None:
+        result = _fs(bind)
+        assert [row[0] for row in result.rows] == [1], result
+
+    return run_cases(ctx, "filtered_search", cases, lambda b, c: None, followup)
+
+
+def hybrid_exec(ctx: Ctx, cases: list[Bad]) -> list[str]:
+    _items(ctx, seed=(UPDATE_SEED,))
+
+    def followup(bind: Any) -> None:
+        rows = bind.execute(_hybrid(dense=(ITEMS.c.v, [1, 2, 3], "cosine"))).all()
+        assert [row[0] for row in rows] == [1], rows
+
+    return run_cases(ctx, "hybrid_search (executed)", cases, lambda b, c: None, followup)
+
+
+def tuning(ctx: Ctx, cases: list[Bad]) -> list[str]:
+    _items(ctx, seed=(UPDATE_SEED,))
+
+    def followup(bind: Any) -> None:
+        assert _tune(bind).value == 1
+
+    return run_cases(ctx, "tune_search_settings", cases, lambda b, c: None, followup)
+
+
+def storage(ctx: Ctx, cases: list[Bad]) -> list[str]:
+    _items(ctx, seed=(UPDATE_SEED,))
+
+    def followup(bind: Any) -> None:
+        assert set_vector_storage(bind, ITEMS.c.v, "plain") == "external"
+        assert column_storage(bind, "items", "v") == "plain"
+        assert count_out_of_line(bind, ITEMS.c.v) == 0
+
+    return run_cases(ctx, "vector storage", cases, lambda b, c: None, followup)
+
+
+def tenants(ctx: Ctx, cases: list[Bad]) -> list[str]:
+    TMD.create_all(ctx.engine)
+    ctx.prepare(("tdocs", "ttext"), T_SEED)
+
+    def followup(bind: Any) -> None:
+        made = create_tenant_partition(bind, TDOCS, 1)
+        assert made.name == "tdocs_1", made
+
+    return run_cases(ctx, "tenant partitions", cases, lambda b, c: None, followup)
+
+
 RUNNERS: dict[str, Callable[[Ctx, list[Bad]], list[str]]] = {
     "core insert": core_insert,
     "core executemany": core_executemany,
@@ -2285,6 +3072,11 @@ RUNNERS: dict[str, Callable[[Ctx, list[Bad]], list[str]]] = {
     "build_vector_index": builds,
     "alembic ops (online)": alembic_online,
     "exec_driver_sql bare ndarray": driver_sql,
+    "filtered_search": filtered,
+    "hybrid_search (executed)": hybrid_exec,
+    "tune_search_settings": tuning,
+    "vector storage": storage,
+    "tenant partitions": tenants,
 }
 
 
@@ -2307,18 +3099,22 @@ async def arun_cases(
         for case in cases:
             label = _label(entry, ctx, case)
             error: BaseException | None = None
+            with _statements_sent(ctx.engine, case) as sent:
+                try:
+                    if isinstance(case.value, Act):
+                        await case.value.fn(bind, ctx)
+                    else:
+                        await attempt(bind, case)
+                except Exception as e:
+                    error = e
             try:
-                if isinstance(case.value, Act):
-                    await case.value.fn(bind, ctx)
-                else:
-                    await attempt(bind, case)
-                if bind.in_transaction():
+                if error is None and bind.in_transaction():
                     await bind.commit()
             except Exception as e:
                 error = e
-            problem = judge(case, error)
-            if problem is not None:
-                problems.append(f"{label}: {problem}")
+            for problem in (judge(case, error), _sent_problem(sent) if error else None):
+                if problem is not None:
+                    problems.append(f"{label}: {problem}")
             try:
                 if bind.in_transaction():
                     await bind.rollback()
@@ -2402,6 +3198,69 @@ ASYNC_SEARCH_CASES: list[Bad] = _rows([
      Act(lambda bind, ctx: _async_statement_option(bind, {"hnsw.nope": 1})),
      "unknown search setting(s) 'hnsw.nope'", SSE),
 ])
+# fmt: on
+
+
+async def _afs(bind: Any, **kw: Any) -> Any:
+    stmt, distance, k = kw.pop("stmt", _FS_STMT), kw.pop("distance", _FS_DIST), kw.pop("k", 3)
+    return await filtered_search_async(bind, stmt, distance, k, **kw)
+
+
+async def _afs_autocommit(ctx: Ctx) -> None:
+    async with ctx.aengine.connect() as other:
+        await _afs(await other.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+# fmt: off
+ASYNC_FILTERED_CASES: list[Bad] = _silent(_rows([
+    ("sync-connection", Act(lambda bind, ctx: _afs(bind.sync_connection)),
+     "expected an AsyncConnection or AsyncSession, got Connection (use filtered_search",
+     TypeError),
+    ("async-engine", Act(lambda bind, ctx: _afs(ctx.aengine)),
+     "expected an AsyncConnection or AsyncSession, got AsyncEngine", TypeError),
+    ("k-0", Act(lambda bind, ctx: _afs(bind, k=0)), "k must be a positive int, got 0",
+     ValueError),
+    ("settings-str", Act(lambda bind, ctx: _afs(bind, settings="ef_search=10")),
+     "settings must be a SearchSettings or a mapping", SSE),
+    ("stmt-distinct", Act(lambda bind, ctx: _afs(bind, stmt=_FS_STMT.distinct())),
+     "it has DISTINCT", ValueError),
+    ("distance-nan-query",
+     Act(lambda bind, ctx: _afs(bind, distance=ITEMS.c.v.l2_distance([NAN, 0, 0]))),
+     "NaN not allowed in vector (element 0)"),
+    ("session-limits-range",
+     Act(lambda bind, ctx: _afs(AsyncSession(bind=bind), limits={"ef_search": 2000})),
+     f'2000 {_RANGE} "hnsw.ef_search"', SSE),
+    ("autocommit", Act(lambda bind, ctx: _afs_autocommit(ctx)), "this connection is AUTOCOMMIT",
+     SSE),
+]))
+
+ASYNC_TENANT_CASES: list[Bad] = _silent(_rows([
+    ("create-bool-for-int",
+     Act(lambda bind, ctx: create_tenant_partition_async(bind, TDOCS, True)), "got bool True",
+     TypeError),
+    ("create-2**31-on-engine",
+     Act(lambda bind, ctx: create_tenant_partition_async(ctx.aengine, TDOCS, 2**31)),
+     f"tenant 2147483648 {_INT_RANGE}", PartitionError),
+    ("create-bind-str", Act(lambda bind, ctx: create_tenant_partition_async("engine", TDOCS, 2)),
+     "expected an AsyncEngine, AsyncConnection or AsyncSession, got str", TypeError),
+    ("create-range-parent",
+     Act(lambda bind, ctx: create_tenant_partition_async(bind, TRANGE, 1)),
+     "is RANGE-partitioned", PartitionError),
+    ("detach-session-concurrently",
+     Act(lambda bind, ctx: detach_tenant_partition_async(
+         AsyncSession(bind=bind), TDOCS, 7, name="tdocs_held", concurrently=True)),
+     _NO_TX, PartitionError),
+    ("detach-transaction-concurrently",
+     Act(lambda bind, ctx: detach_tenant_partition_async(
+         bind, TDOCS, 7, name="tdocs_held", concurrently=True)),
+     _NO_TX, PartitionError),
+    ("drop-nul", Act(lambda bind, ctx: drop_tenant_partition_async(bind, TTEXT, "\x00")),
+     "contains a NUL byte", PartitionError),
+    ("drop-detached-int",
+     Act(lambda bind, ctx: drop_tenant_partition_async(bind, TDOCS, 7, name="tdocs_held",
+                                                       detached=1)),
+     "detached must be True or False, got int 1", TypeError),
+]))
 # fmt: on
 
 # fmt: off
@@ -2549,6 +3408,29 @@ async def _async_entry_points(ctx: Ctx) -> list[str]:
         None,
         build_good,
         connect,
+    )
+
+    async def filtered_good(bind: Any) -> None:
+        assert (await _afs(bind)).rows == [], "the async test's items table is empty"
+
+    problems += await arun_cases(
+        ctx, "filtered_search_async", ASYNC_FILTERED_CASES, None, filtered_good, connect
+    )
+
+    async with aengine.begin() as conn:
+        await conn.run_sync(TMD.create_all)
+    for sql in T_SEED:
+        ctx.raw.execute(sql)
+    ctx.tables += ("tdocs", "ttext")
+    ctx.seed += T_SEED
+    ctx.baseline = ctx.state()
+
+    async def tenant_good(bind: Any) -> None:
+        made = await create_tenant_partition_async(bind, TDOCS, 1)
+        assert made.name == "tdocs_1", made
+
+    problems += await arun_cases(
+        ctx, "tenant partitions (async)", ASYNC_TENANT_CASES, None, tenant_good, connect
     )
     return problems
 
@@ -2778,6 +3660,139 @@ DEFECTS: list[Defect] = [
         "2147483647 that PostgreSQL names",
     ),
 ]
+
+
+def _kept_apart(entry: str, cases: list[Bad], reasons: dict[str, str]) -> list[Bad]:
+    """``cases`` without those that exposed a defect, which join ``DEFECTS`` with
+    ``reasons[id]``."""
+    assert set(reasons) <= {c.id for c in cases}, set(reasons) - {c.id for c in cases}
+    DEFECTS.extend(Defect(entry, c, reasons[c.id]) for c in cases if c.id in reasons)
+    return [c for c in cases if c.id not in reasons]
+
+
+_SENT_FIRST = "refused only when bound, after "
+FILTERED_CASES = _kept_apart(
+    "filtered_search",
+    FILTERED_CASES,
+    {
+        "k-beyond-bigint": "k=2**63 is sent: the server refuses the LIMIT (DataError 'bigint out "
+        "of range')",
+        "settings-str": "settings='ef_search=10' raises a bare ValueError ('dictionary update "
+        "sequence element #0 has length 1; 2 is required')",
+        "settings-pairs": "settings=[('ef_search', 10)] (not a mapping) is accepted",
+        "limits-int": "limits=5 raises a bare TypeError (''int' object is not iterable')",
+        "stmt-fetch": "a stmt with FETCH FIRST passes the ORDER BY/LIMIT/OFFSET check and is run",
+        "stmt-distinct": "a SELECT DISTINCT stmt is sent after an EXPLAIN; the server refuses it "
+        "('for SELECT DISTINCT, ORDER BY expressions must appear in select list')",
+        "stmt-group-by": "a GROUP BY stmt is sent; the server refuses it (GroupingError: the "
+        "distance column is not grouped)",
+        "distance-id-column": "distance=Item.id is accepted: rows ordered by id are returned as "
+        "the nearest, with the id as their 'distance'",
+        "distance-vector-column": "distance=Item.v (the column, no query) is bound as "
+        "'v + 0': InvalidVectorError 'expected a list, tuple or 1-D NumPy array of numbers, "
+        "got int', naming neither distance nor the column",
+        "distance-comparison": "distance=(Item.v == q) is sent; the server refuses it "
+        "('operator does not exist: boolean + integer')",
+        "distance-literal": "distance=literal(1.0) is accepted: rows in any order are returned "
+        "as the nearest",
+        "distance-nan-query": _SENT_FIRST + "the EXPLAIN of stmt was sent",
+    },
+)
+HYBRID_CASES = _kept_apart(
+    "values",
+    HYBRID_CASES,
+    {
+        "key-name": "hybrid_search(key='id') raises AttributeError (''str' object has no "
+        "attribute 'label'')",
+        "key-none": "key=None raises AttributeError (''NoneType' object has no attribute "
+        "'label'')",
+        "dense-metric-list": "metric=['l2'] raises a bare TypeError ('unhashable type: 'list'')",
+        "text-document-name": "text=('body', q) raises AttributeError (''str' object has no "
+        "attribute 'op'')",
+        "dense-query-none": "dense=(col, None) is accepted: every row's distance is NULL and the "
+        "dense leg ranks rows by key, a silent wrong result",
+        "where-strings": "where=['id > 0'] raises SQLAlchemy's ArgumentError ('Textual SQL "
+        "expression ... should be explicitly declared'), not the where= message",
+        "stmt-str": "stmt='items' raises SQLAlchemy's ArgumentError, naming neither stmt nor "
+        "what it takes",
+        "name-int": "name=5 is accepted (CTE names '5_dense_top')",
+        "name-over-63-bytes": "a name whose CTE names pass 63 bytes is accepted and sent "
+        "(PostgreSQL truncates identifiers to 63 bytes)",
+    },
+)
+HYBRID_EXEC_CASES = _kept_apart(
+    "hybrid_search (executed)",
+    HYBRID_EXEC_CASES,
+    {
+        "text-query-nul": "a NUL in the text query reaches the driver: psycopg raises DataError "
+        "('PostgreSQL text fields cannot contain NUL'); asyncpg sends it and the server "
+        "refuses it ('invalid byte sequence for encoding \"UTF8\": 0x00')",
+        "text-integer-document": "text=(Item.id, q) is sent; the server refuses it ('function "
+        "ts_rank_cd(integer, tsquery) does not exist')",
+    },
+)
+TUNING_CASES = _kept_apart(
+    "tune_search_settings",
+    TUNING_CASES,
+    {
+        "query_for-not-callable": "query_for=5 raises a bare TypeError (''int' object is not "
+        "callable')",
+        "queries-none": "queries=None raises a bare TypeError (''NoneType' object is not "
+        "iterable')",
+        "queries-one-vector-as-list": "one vector given as queries ([1.0, 2.0, 3.0]) is taken as "
+        "three queries, refused when the first float is bound ('expected a list ... got float'), "
+        "after the exact pass's settings were sent",
+        "queries-nan": _SENT_FIRST + "the exact pass's settings (set_config) were sent",
+    },
+)
+STORAGE_CASES = _kept_apart(
+    "vector storage",
+    STORAGE_CASES,
+    {
+        "column_storage-table-none": "column_storage(bind, None, 'v') raises AttributeError "
+        "(''NoneType' object has no attribute 'replace'')",
+        "column_storage-table-nul": "a NUL in the table name reaches the driver: psycopg raises "
+        "DataError ('PostgreSQL text fields cannot contain NUL'), other drivers send it",
+        "column_storage-column-nul": "a NUL in the column name reaches the driver (as above)",
+        "column_storage-column-int": "column_name=1 is sent and answered 'no column 1 in table'",
+    },
+)
+STORAGE_VALUE_CASES = _kept_apart(
+    "values",
+    STORAGE_VALUE_CASES,
+    {
+        "advice-nnz-over-dim": "storage_advice(SparseVec(5), nnz=6) is accepted (6 non-zeros in 5 "
+        "dimensions)",
+        "advice-nnz-over-16000": "nnz=16001 is accepted: pgvector's sparsevec holds at most "
+        "16000 non-zeros (SPARSEVEC_MAX_NNZ)",
+    },
+)
+TENANT_VALUE_CASES = _kept_apart(
+    "values",
+    TENANT_VALUE_CASES,
+    {
+        "name-parent-column": "tenant_partition_name(Doc.__table__.c.t, 1) raises KeyError "
+        "('partition_by')",
+        "name-parent-str": "tenant_partition_name('tdocs', 1) raises AttributeError (''str' "
+        "object has no attribute 'dialect_options'')",
+        "search-stmt-str": "tenant_search('SELECT 1', ...) raises AttributeError (''str' object "
+        "has no attribute 'where'')",
+        "name-plain-parent": "a table that is not partitioned is said to be 'not partitioned by "
+        "columns', as is one partitioned by an expression",
+    },
+)
+TENANT_CASES = _kept_apart(
+    "tenant partitions",
+    TENANT_CASES,
+    {
+        "detach-concurrently-str": "concurrently='yes' is taken as True: on an Engine it runs "
+        "DETACH PARTITION CONCURRENTLY",
+        "drop-detached-str": "detached='no' is taken as True: the attached-or-not check is "
+        "inverted",
+        "create-bind-str": "create_tenant_partition('engine', ...) says 'expected a SQLAlchemy "
+        "Connection or Session', though it takes an Engine too",
+    },
+)
 DB_DEFECTS = [d for d in DEFECTS if d.entry != "values"]
 #: the defects were in code every driver shares; they are run on the three bind paths:
 #: psycopg's text format, psycopg's binary adapters and asyncpg's codecs
@@ -2820,6 +3835,16 @@ ENTRY_POINTS: dict[str, list[Bad]] = {
     "fetch_matrix_async": FETCH_CASES,
     "async search_settings": ASYNC_SEARCH_CASES,
     "build_vector_index_async": ASYNC_BUILD_CASES,
+    "filtered_search": FILTERED_CASES,
+    "hybrid_search (executed)": HYBRID_EXEC_CASES,
+    "hybrid_search (values)": HYBRID_CASES,
+    "tune_search_settings": TUNING_CASES,
+    "vector storage": STORAGE_CASES,
+    "storage_advice / storage= (values)": STORAGE_VALUE_CASES,
+    "tenant partitions": TENANT_CASES,
+    "tenant_partition_name / tenant_search (values)": TENANT_VALUE_CASES,
+    "filtered_search_async": ASYNC_FILTERED_CASES,
+    "tenant partitions (async)": ASYNC_TENANT_CASES,
     "former defects": [d.case for d in DEFECTS],
 }
 
@@ -2849,6 +3874,16 @@ CORPORA: dict[str, list[Bad]] = {
             "helpers",
             "async search_settings",
             "build_vector_index_async",
+            "filtered_search",
+            "hybrid_search (executed)",
+            "hybrid_search (values)",
+            "tune_search_settings",
+            "vector storage",
+            "storage_advice / storage= (values)",
+            "tenant partitions",
+            "tenant_partition_name / tenant_search (values)",
+            "filtered_search_async",
+            "tenant partitions (async)",
             "former defects",
         )
     },
@@ -2928,6 +3963,26 @@ def test_alembic_ops_online(ctx: Ctx) -> None:
     report(alembic_online(ctx, ALEMBIC_ONLINE))
 
 
+def test_filtered_search(ctx: Ctx) -> None:
+    report(filtered(ctx, FILTERED_CASES))
+
+
+def test_hybrid_search_executed(ctx: Ctx) -> None:
+    report(hybrid_exec(ctx, HYBRID_EXEC_CASES))
+
+
+def test_tune_search_settings(ctx: Ctx) -> None:
+    report(tuning(ctx, TUNING_CASES))
+
+
+def test_vector_storage(ctx: Ctx) -> None:
+    report(storage(ctx, STORAGE_CASES))
+
+
+def test_tenant_partitions(ctx: Ctx) -> None:
+    report(tenants(ctx, TENANT_CASES))
+
+
 def test_exec_driver_sql_bare_ndarray(ctx: Ctx) -> None:
     if ctx.mode not in _BARE_MODES:
         pytest.skip(
@@ -2975,6 +4030,18 @@ def test_psycopg_params() -> None:
 
 def test_helpers() -> None:
     report(run_values("helpers", HELPER_CASES))
+
+
+def test_hybrid_search_values() -> None:
+    report(run_values("hybrid_search", HYBRID_CASES))
+
+
+def test_storage_values() -> None:
+    report(run_values("storage_advice / storage=", STORAGE_VALUE_CASES))
+
+
+def test_tenant_values() -> None:
+    report(run_values("tenant_partition_name / tenant_search", TENANT_VALUE_CASES))
 
 
 def test_alembic_ops_offline() -> None:

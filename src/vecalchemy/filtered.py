@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from . import _private
+from .checks import _distance as _distance_of
 from .checks import _Explain, explain_index_usage, user_stacklevel
 from .connections import sync_connection
 from .exc import FilteredSearchWarning, SearchSettingError, VectorIndexWarning
@@ -46,6 +47,7 @@ from .plan_guard import _GUARDING_KEY
 from .search import (
     SearchSettings,
     _apply,
+    _check_bound_vectors,
     _current,
     _positive_int,
     _refuse_autocommit,
@@ -149,6 +151,11 @@ class FilteredResult:
 
 
 def _escalation_settings(what: str, value: Any) -> SearchSettings:
+    if value is not None and not isinstance(value, (SearchSettings, Mapping)):
+        raise SearchSettingError(
+            f"{what} must be a SearchSettings or a mapping {{setting: value}} "
+            f"({{'ef_search': 100}}), got {type(value).__name__} {value!r}"
+        )
     checked = _settings(value, {}) if value is not None else SearchSettings()
     extra = [
         f.name
@@ -192,21 +199,41 @@ def _statement(stmt: Any) -> Select[Any]:
         _private.order_by_clauses(stmt)
         or _private.limit_clause(stmt) is not None
         or _private.offset_clause(stmt) is not None
+        or getattr(stmt, "_fetch_clause", None) is not None
     ):
         raise ValueError(
-            "stmt must have no ORDER BY, LIMIT or OFFSET: filtered_search orders by the "
-            "distance and limits to k itself"
+            "stmt must have no ORDER BY, LIMIT or OFFSET (nor FETCH FIRST): filtered_search "
+            "orders by the distance and limits to k itself"
+        )
+    shaped = [
+        what
+        for what, present in (
+            ("DISTINCT", bool(getattr(stmt, "_distinct", False))),
+            ("GROUP BY", bool(getattr(stmt, "_group_by_clauses", ()))),
+            ("HAVING", bool(getattr(stmt, "_having_criteria", ()))),
+        )
+        if present
+    ]
+    if shaped:
+        raise ValueError(
+            f"stmt must select rows, not groups: it has {', '.join(shaped)}, which the "
+            "distance column added to it cannot follow (PostgreSQL: ORDER BY expressions "
+            "must appear in the select list / be grouped); filter with WHERE, or search a "
+            "subquery of it"
         )
     return stmt
 
 
 def _distance(distance: Any) -> ColumnElement[Any]:
     expr = distance.__clause_element__() if hasattr(distance, "__clause_element__") else distance
-    if not isinstance(expr, ColumnElement):
+    if not isinstance(expr, ColumnElement) or _distance_of(expr) is None:
+        shown = f" {expr}" if isinstance(expr, ColumnElement) else ""
         raise TypeError(
-            "distance must be a SQL distance expression (Doc.embedding.cosine_distance(q)), "
-            f"got {type(distance).__name__}"
+            "distance must be a SQL distance expression, a pgvector distance operator "
+            "(<->, <#>, <=>, <+>, <~>, <%>) or function of a column and the query "
+            f"(Doc.embedding.cosine_distance(q)), got {type(distance).__name__}{shown}"
         )
+    _check_bound_vectors(expr)  # the query vector, before the first EXPLAIN is sent
     return expr
 
 
@@ -331,11 +358,16 @@ def filtered_search(
     error they end with the transaction).
 
     Raises, before anything is sent: :class:`TypeError` for a wrong ``bind``, ``stmt``,
-    ``distance`` or flag; :class:`ValueError` for a bad ``k``, ``candidates``,
-    ``exact_below``, ``order`` or a ``stmt`` with ORDER BY/LIMIT/OFFSET;
-    :class:`~vecalchemy.exc.SearchSettingError` for a setting out of pgvector's range
-    (src/hnsw.c ``HnswInit``, src/ivfflat.c ``IvfflatInit``), a bound below its start,
-    or an AUTOCOMMIT connection.
+    ``distance`` (anything but a pgvector distance operator or function) or flag;
+    :class:`~vecalchemy.exc.InvalidVectorError` for a query vector in ``distance``
+    that its column's type refuses (dimensions, NaN, infinity); :class:`ValueError` for
+    a bad ``k`` or ``candidates`` (a positive int, at most a
+    bigint: PostgreSQL's LIMIT), ``exact_below``, ``order`` or a ``stmt`` with ORDER
+    BY/LIMIT/FETCH/OFFSET, DISTINCT, GROUP BY or HAVING;
+    :class:`~vecalchemy.exc.SearchSettingError` for ``settings`` / ``limits`` that are
+    not a SearchSettings or a mapping, a setting out of pgvector's range (src/hnsw.c
+    ``HnswInit``, src/ivfflat.c ``IvfflatInit``), a bound below its start, or an
+    AUTOCOMMIT connection.
     """
     query = _statement(stmt)
     dist = _distance(distance)

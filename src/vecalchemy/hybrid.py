@@ -25,10 +25,14 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import REGCONFIG
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.sql import ClauseElement, ColumnElement
+from sqlalchemy.sql.sqltypes import NullType
 
+from . import sqltext
 from .facts import METRICS
+from .search import _positive_int
 from .types import VectorType
 
 __all__ = ["hybrid_search", "FUSIONS", "LEGS"]
@@ -41,12 +45,6 @@ LEGS = ("dense", "sparse", "text")
 
 def _clause(value: Any) -> Any:
     return value.__clause_element__() if hasattr(value, "__clause_element__") else value
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _non_negative(name: str, value: Any) -> float:
@@ -80,11 +78,22 @@ def _vector_distance(
     chosen = metric if metric is not None else vtype.metric
     if chosen is None:
         raise ValueError(f"give {name}=(column, query, metric) ({vtype!r} declares no metric)")
-    if chosen not in METRICS or vtype.sql_type not in METRICS[chosen].types:
+    if (
+        not isinstance(chosen, str)
+        or chosen not in METRICS
+        or vtype.sql_type not in METRICS[chosen].types
+    ):
         raise ValueError(
             f"{name}: metric {chosen!r} is not a metric of {vtype.sql_type}; expected one of "
             + ", ".join(m for m, f in METRICS.items() if vtype.sql_type in f.types)
         )
+    if query is None:
+        raise TypeError(
+            f"{name}= query must be a query vector (or a SQL expression of one), got None: "
+            "a NULL query gives every row a NULL distance"
+        )
+    if not isinstance(query, ClauseElement) and not hasattr(query, "__clause_element__"):
+        vtype._check(query)  # the type's own validation, now rather than at execution
     distance: ColumnElement[Any] = getattr(col, METRICS[chosen].method)(query)
     return col, distance
 
@@ -96,7 +105,19 @@ def _text_rank(spec: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     config = "english" if config is None else config
     if not isinstance(config, str) or not config:
         raise TypeError(f"text= config must be a text search configuration name, got {config!r}")
+    for what, value in (("query", query_text), ("config", config)):
+        if "\x00" in value:
+            raise ValueError(
+                f"text= {what} {value!r} contains a NUL byte, which a PostgreSQL string "
+                "cannot hold"
+            )
     doc = _clause(document)
+    if not isinstance(doc, ColumnElement) or not isinstance(doc.type, (TSVECTOR, NullType)):
+        shown = f"{doc.type!r} expression {doc}" if isinstance(doc, ColumnElement) else repr(doc)
+        raise TypeError(
+            "text= document must be a tsvector column or expression "
+            f"(func.to_tsvector('english', Doc.body)), got {type(document).__name__} {shown}"
+        )
     tsquery = func.websearch_to_tsquery(cast(literal(config), REGCONFIG), literal(query_text))
     return doc.op("@@", return_type=Boolean)(tsquery), func.ts_rank_cd(doc, tsquery, type_=Float)
 
@@ -205,9 +226,16 @@ def hybrid_search(
     Raises, before anything is sent, :class:`ValueError` for fewer than two legs, a bad
     ``k``/``leg_limit``/``rrf_k``, an unknown ``fusion``, weights that are negative, all
     zero or not exactly the legs given, a ``max_distance`` for a leg not given (or the
-    text leg) or not a finite number, and a metric that is missing or unknown;
+    text leg) or not a finite number, a metric that is missing or unknown, and a NUL
+    byte in the text query or config;
     :class:`TypeError` for a leg that is not a tuple of the right shape, a column of the
-    wrong type, a query text that is not a ``str`` or a ``where`` given as a ``str``.
+    wrong type, a ``None`` query, a text document that is not a tsvector, a query text
+    that is not a ``str``, a ``where`` that is not SQL expressions (a ``str``, a bool), a
+    ``key`` that is not a column or a ``name`` that is not a ``str``;
+    :class:`~vecalchemy.exc.InvalidVectorError` for a query vector its column's type
+    refuses (wrong dimensions, NaN, infinity: the type's own validation, run here);
+    :class:`~vecalchemy.exc.InvalidIdentifierError` for a ``name`` whose CTE names
+    PostgreSQL cannot hold (over 63 bytes, a NUL byte).
 
     An HNSW index scan returns at most ``hnsw.ef_search`` rows: keep ``ef_search >=
     leg_limit`` (:func:`~vecalchemy.search_settings`) and, with ``where``, consider
@@ -231,13 +259,37 @@ def hybrid_search(
         raise TypeError("where takes SQL expressions (Doc.lang == 'en'), not a str")
     if where is None:
         filters: list[Any] = []
-    elif isinstance(where, Sequence):
+    elif isinstance(where, Sequence) and not isinstance(where, (bytes, bytearray)):
         filters = list(where)
     else:
         filters = [where]
+    for condition in filters:
+        if not isinstance(_clause(condition), ColumnElement):
+            raise TypeError(
+                "where takes SQL expressions (Doc.lang == 'en') or a sequence of them, got "
+                f"{type(condition).__name__} {condition!r}"
+            )
     bounds = _max_distances(max_distance, legs)
     key_col = _clause(key)
-    base: Select[Any] = stmt if isinstance(stmt, Select) else select(stmt)
+    if not isinstance(key_col, ColumnElement):
+        raise TypeError(
+            "key must be the unique column the legs are joined on (Doc.id), got "
+            f"{type(key).__name__} {key!r}"
+        )
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the CTE names' prefix), got {name!r}")
+    for leg in legs:
+        sqltext.check_identifier(f"{name}_{leg}_top", "hybrid_search CTE name")
+    if isinstance(stmt, Select):
+        base: Select[Any] = stmt
+    else:
+        try:
+            base = select(stmt)
+        except ArgumentError:
+            raise TypeError(
+                "stmt must be a select() or an entity, table or column (Doc), got "
+                f"{type(stmt).__name__} {stmt!r}"
+            ) from None
 
     one = literal(1.0, Float)
     absent = cast(null(), BigInteger)  # typed, so that UNION ALL matches it with a rank

@@ -33,11 +33,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import Select, bindparam, cast, event, func, select, text
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, visitors
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from . import sqltext
@@ -109,12 +111,12 @@ _PREFER_INDEX_VALUES = {True: "off", False: "on"}
 
 def _check_prefer_index(value: Any) -> str:
     """``enable_seqscan``'s text for ``prefer_index`` (``True`` -> ``off``)."""
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise SearchSettingError(
             f"prefer_index ({PREFER_INDEX_GUC} = off) must be a bool, got "
             f"{type(value).__name__} {value!r}"
         )
-    return _PREFER_INDEX_VALUES[value]
+    return _PREFER_INDEX_VALUES[bool(value)]  # (a NumPy bool is one too)
 
 
 def _check_field(field_name: str, value: Any) -> str:
@@ -456,9 +458,35 @@ def install_search_options(engine: Engine | AsyncEngine) -> None:
 # --- query shapes -----------------------------------------------------------------------
 
 
+def _check_bound_vectors(*exprs: Any) -> None:
+    """Validate every vector value bound in ``exprs`` (query vectors in a distance, a
+    select) with its type's own checks, as binding would at execution: wrong dimensions,
+    NaN, infinities and values out of the type's range raise
+    :class:`~vecalchemy.exc.InvalidVectorError` now, before a first statement is sent.
+    Values bound later (``bindparam("q")``) are checked when bound."""
+    for expr in exprs:
+        for node in visitors.iterate(expr):
+            if (
+                isinstance(node, BindParameter)
+                and isinstance(node.type, VectorType)
+                and node.callable is None
+                and node.value is not None
+            ):
+                node.type._check(node.value)
+
+
+#: the largest LIMIT PostgreSQL takes (a bigint: "bigint out of range" beyond it)
+MAX_LIMIT = 2**63 - 1
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if value > MAX_LIMIT:
+        raise ValueError(
+            f"{name} must be a positive int up to {MAX_LIMIT} (PostgreSQL's LIMIT is a "
+            f"bigint), got {value!r}"
+        )
     return value
 
 

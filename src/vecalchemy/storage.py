@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from . import sqltext
 from .connections import sync_connection
-from .facts import BIT_MAX_LENGTH, MAX_DIM
+from .facts import BIT_MAX_LENGTH, MAX_DIM, SPARSEVEC_MAX_NNZ
 from .storage_ddl import STORAGE_MODES, check_storage, set_storage_statement
 from .types import VectorType
 
@@ -261,8 +261,9 @@ def storage_advice(
     #835). The figures assume 8 kB pages and at most 8 columns (a 24-byte row header).
 
     Returns a :class:`StorageAdvice`. Raises :class:`TypeError` for another target,
-    :class:`ValueError` for a bad ``nnz`` / ``other_bytes`` (negative, not an int, or
-    ``nnz`` given for a dense type).
+    :class:`ValueError` for a bad ``nnz`` / ``other_bytes`` (negative, not an int,
+    ``nnz`` given for a dense type, above the sparsevec's dimension or above pgvector's
+    16000 non-zeros, SPARSEVEC_MAX_NNZ).
     """
     column, vtype = _column_and_type(target)
     sql_type = vtype.sql_type
@@ -273,6 +274,15 @@ def storage_advice(
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     if nnz is not None and sql_type != "sparsevec":
         raise ValueError(f"nnz applies to sparsevec only, got nnz={nnz} for {sql_type}")
+    if nnz is not None and nnz > SPARSEVEC_MAX_NNZ:
+        raise ValueError(
+            f"nnz must be at most {SPARSEVEC_MAX_NNZ} (pgvector's SPARSEVEC_MAX_NNZ, "
+            f"src/sparsevec.h), got {nnz}"
+        )
+    if nnz is not None and vtype.dim is not None and nnz > vtype.dim:
+        raise ValueError(
+            f"nnz must be at most the dimension of {vtype!r} ({vtype.dim}), got {nnz}"
+        )
     notes: tuple[str, ...] = ()
     columns = 1
     if other_bytes is None:
@@ -332,7 +342,13 @@ def column_storage(
 ) -> str:
     """The storage mode of a column on the server (``pg_attribute.attstorage``):
     ``plain``, ``external``, ``extended`` or ``main``. Raises :class:`LookupError` when
-    the table or column does not exist (``schema=None``: the ``search_path``'s)."""
+    the table or column does not exist (``schema=None``: the ``search_path``'s), and,
+    before anything is sent, :class:`~vecalchemy.exc.InvalidIdentifierError` for a name
+    that is not a ``str`` PostgreSQL can hold (empty, a NUL byte, over 63 bytes)."""
+    sqltext.check_identifier(table_name, "table name")
+    sqltext.check_identifier(column_name, "column name")
+    if schema is not None:
+        sqltext.check_identifier(schema, "schema")
     conn = sync_connection(bind)
     rel = sqltext.regclass_text(table_name, schema)
     letter = conn.execute(_ATTSTORAGE_SQL, {"rel": rel, "col": column_name}).scalar()

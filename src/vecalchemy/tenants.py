@@ -67,13 +67,28 @@ class TenantPartition:
 
 
 def _tenant_column(parent: Table) -> Column[Any]:
+    if not isinstance(parent, Table):
+        raise TypeError(
+            "parent must be the LIST-partitioned parent Table (Doc.__table__ for an ORM "
+            f"class), got {type(parent).__name__} {parent!r}"
+        )
     key = partition_key(parent)
     if key is None or key.strategy != "list":
-        what = "not partitioned by columns" if key is None else f"{key.strategy.upper()}-"
+        option = parent.dialect_options["postgresql"]["partition_by"]
+        if key is not None:
+            what = f"{key.strategy.upper()}-partitioned"
+        elif option:
+            what = f"partitioned by {option!r}, not by LIST of one of its columns"
+        else:
+            what = "not partitioned (no postgresql_partition_by)"
         raise PartitionError(
-            f"table {parent.name!r} is {what}{'partitioned' if key else ''}; a tenant "
-            "partition needs a LIST-partitioned parent (postgresql_partition_by="
-            "'LIST (tenant_column)')"
+            f"table {parent.name!r} is {what}; a tenant partition needs a LIST-partitioned "
+            "parent (postgresql_partition_by='LIST (tenant_column)')"
+        )
+    if len(key.columns) != 1:
+        raise PartitionError(
+            f"table {parent.name!r} is LIST-partitioned by {len(key.columns)} columns; "
+            "PostgreSQL's LIST partitioning takes one"
         )
     return key.columns[0]
 
@@ -86,6 +101,11 @@ def _tenant_text(value: Any) -> str:
     if isinstance(value, enum.Enum):
         return str(value.name)
     return str(value)
+
+
+def _flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
 
 
 def _check_tenant(column: Any, tenant: Any) -> None:
@@ -174,6 +194,11 @@ def _run(bind: Engine | Connection | Session, work: Callable[[Connection], _T]) 
     if isinstance(bind, Engine):
         with bind.begin() as conn:
             return work(conn)
+    if not isinstance(bind, (Connection, Session)):
+        raise TypeError(
+            f"expected an Engine, Connection or Session, got {type(bind).__name__} (use the "
+            "*_async function for AsyncEngine / AsyncConnection / AsyncSession)"
+        )
     return work(sync_connection(bind))
 
 
@@ -258,10 +283,12 @@ def detach_tenant_partition(
     Raises, before the statement is sent: :class:`PartitionError` when ``parent`` is
     not LIST-partitioned or the tenant's partition (named as by
     :func:`create_tenant_partition`, or ``name``) is not attached to it; ``TypeError``
-    for a bad tenant; :class:`PartitionError` for ``concurrently=True`` on a Session or
-    a Connection inside a transaction block.
+    for a bad tenant, a ``parent`` that is not a Table or a ``concurrently`` that is not a
+    bool; :class:`PartitionError` for ``concurrently=True`` on a Session or a Connection
+    inside a transaction block.
     """
     target = _target(parent, tenant, name, schema)
+    _flag("concurrently", concurrently)
     sql = (
         f"ALTER TABLE {sqltext.table_name(PG_DIALECT, parent)} "
         f"DETACH PARTITION {_qualified(target)}" + (" CONCURRENTLY" if concurrently else "")
@@ -307,9 +334,11 @@ def drop_tenant_partition(
     Raises, before anything is sent: :class:`PartitionError` when ``parent`` is not
     LIST-partitioned or the tenant's table (named as by
     :func:`create_tenant_partition`, or ``name``) does not exist, or is (not) attached
-    against ``detached``; ``TypeError`` for a bad tenant.
+    against ``detached``; ``TypeError`` for a bad tenant, a ``parent`` that is not a
+    Table or a ``detached`` that is not a bool.
     """
     target = _target(parent, tenant, name, schema)
+    _flag("detached", detached)
     sql = f"DROP TABLE {_qualified(target)}"
 
     def work(conn: Connection) -> None:
@@ -425,9 +454,13 @@ def tenant_search(stmt: _S, parent_or_column: Any, tenant: Any) -> _S:
     :func:`~vecalchemy.explain_index_usage`.
 
     Raises :class:`PartitionError` for a Table not LIST-partitioned by a column,
-    ``TypeError`` for a tenant not of the column's type (or ``None``) and for a
-    ``parent_or_column`` that is none of the above.
+    ``TypeError`` for a tenant not of the column's type (or ``None``), a ``stmt`` that
+    is not a select and a ``parent_or_column`` that is none of the above.
     """
+    if not isinstance(stmt, Select):
+        raise TypeError(
+            f"stmt must be a select() (the top-k query), got {type(stmt).__name__} {stmt!r}"
+        )
     target = parent_or_column
     if not isinstance(target, Table) and isinstance(getattr(target, "__table__", None), Table):
         target = target.__table__

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -24,7 +25,7 @@ from sqlalchemy.sql import Select
 from .checks import _EXACT_SETTINGS, _first_column, _set_local
 from .connections import is_autocommit, sync_connection
 from .facts import SEARCH_SETTINGS, SEARCH_SETTINGS_BY_GUC
-from .search import _positive_int, search_settings
+from .search import _check_bound_vectors, _positive_int, search_settings
 
 __all__ = ["TuningPoint", "TunedSearchSetting", "tune_search_settings"]
 
@@ -193,15 +194,28 @@ def tune_search_settings(
 
     Raises :class:`ValueError` before anything is sent for a target outside (0, 1], a
     setting other than these two, bounds outside the setting's range or ``low >
-    high``, ``k`` or ``repeats`` below 1, no queries, or an AUTOCOMMIT connection;
-    :class:`TypeError` when ``query_for`` does not return a select. Database errors
-    propagate.
+    high``, ``k`` or ``repeats`` below 1, no queries, a number where a query vector
+    should be (one vector passed as ``queries``: pass ``[q]``), or an AUTOCOMMIT
+    connection; :class:`~vecalchemy.exc.InvalidVectorError` for a query vector its
+    column's type refuses (dimensions, NaN, infinity); :class:`TypeError` when
+    ``query_for`` is not callable or does not return a select, or ``queries`` is not an
+    iterable of vectors. Database errors propagate.
     """
     target = _target(target_recall)
     name = _setting_name(setting)
     lo, hi = _bounds(name, low, high)
     _positive_int("k", k)
     _positive_int("repeats", repeats)
+    if not callable(query_for):
+        raise TypeError(
+            "query_for must be a function of one query vector returning the top-k select "
+            f"(lambda q: select(Doc.id).order_by(...).limit(k)), got {type(query_for).__name__}"
+        )
+    if isinstance(queries, (str, bytes)) or not hasattr(queries, "__iter__"):
+        raise TypeError(
+            "queries must be an (n, dim) array or an iterable of query vectors, got "
+            f"{type(queries).__name__} {queries!r}"
+        )
     if getattr(queries, "ndim", 2) != 2:
         raise ValueError(
             f"queries must be an (n, dim) array of query vectors, got shape "
@@ -210,10 +224,17 @@ def tune_search_settings(
     vectors = list(queries)
     if not vectors:
         raise ValueError("queries must hold at least one query vector")
+    for i, q in enumerate(vectors):
+        if q is None or isinstance(q, (bool, int, float, complex, np.number)):
+            raise ValueError(
+                f"queries must hold query vectors, got {type(q).__name__} {q!r} as query {i} "
+                "(for one vector q, pass [q])"
+            )
     stmts = [query_for(q) for q in vectors]
     for stmt in stmts:
         if not isinstance(stmt, Select):
             raise TypeError(f"query_for must return a Select, got {type(stmt).__name__}")
+        _check_bound_vectors(stmt)  # each query vector, before anything is sent
     conn = sync_connection(bind)
     if is_autocommit(conn):
         raise ValueError(
