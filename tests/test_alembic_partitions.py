@@ -439,7 +439,7 @@ def test_partition_ops_refuse_bad_input_before_sending_anything(
                 op.create_partition("plain", "plain_1", values=[1])  # type: ignore[attr-defined]
             with pytest.raises(PartitionError, match="LIST-partitioned by tenant_id"):
                 op.create_partition("docs", "docs_2", range_from=1, range_to=2)  # type: ignore[attr-defined]
-            with pytest.raises(TypeError, match="must be a int"):
+            with pytest.raises(TypeError, match="must be an int"):
                 op.create_partition("docs", "docs_2", values=["two"])  # type: ignore[attr-defined]
             with pytest.raises(PartitionError, match="'plain': it is not a partition of"):
                 op.drop_partition("docs", "plain", values=[1])  # type: ignore[attr-defined]

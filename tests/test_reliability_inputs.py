@@ -2882,7 +2882,7 @@ _NO_TX = "DETACH PARTITION CONCURRENTLY cannot run inside a transaction block"
 #: refused for the parent or the tenant value, whatever the function: value-only
 TENANT_VALUE_CASES: list[Bad] = _rows([
     ("name-bool-for-int", _expression(lambda: tenant_partition_name(TDOCS, True)),
-     "tenant must be a int for the partition key column 't' (INTEGER), got bool True", TypeError),
+     "tenant must be an int for the column 't' (INTEGER), got bool True", TypeError),
     ("name-none", _expression(lambda: tenant_partition_name(TDOCS, None)),
      "tenant must be a value of the column 't', got None", TypeError),
     ("name-str-for-int", _expression(lambda: tenant_partition_name(TDOCS, "1")),
@@ -2932,7 +2932,7 @@ TENANT_VALUE_CASES: list[Bad] = _rows([
 
 TENANT_CASES: list[Bad] = _silent(_rows([
     ("create-bool-for-int", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, True)),
-     "tenant must be a int for the partition key column 't' (INTEGER), got bool True", TypeError),
+     "tenant must be an int for the column 't' (INTEGER), got bool True", TypeError),
     ("create-none", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, None)),
      "got None (a NULL tenant matches no `=` filter)", TypeError),
     ("create-float-for-int", Act(lambda bind, ctx: create_tenant_partition(bind, TDOCS, 1.0)),
@@ -2942,7 +2942,7 @@ TENANT_CASES: list[Bad] = _silent(_rows([
     ("create-nul", Act(lambda bind, ctx: create_tenant_partition(bind, TTEXT, "a\x00")),
      "contains a NUL byte", PartitionError),
     ("create-int-for-text", Act(lambda bind, ctx: create_tenant_partition(bind, TTEXT, 5)),
-     "tenant must be a str for the partition key column 't' (TEXT), got int 5", TypeError),
+     "tenant must be a str for the column 't' (TEXT), got int 5", TypeError),
     ("create-nan", Act(lambda bind, ctx: create_tenant_partition(bind, TFLOAT, NAN)),
      "tenant must be a finite number, got nan", PartitionError),
     ("create-range-parent", Act(lambda bind, ctx: create_tenant_partition(bind, TRANGE, 1)),

@@ -191,7 +191,7 @@ def test_statement_for_script_is_the_sql_itself() -> None:
 @pytest.mark.parametrize(
     ("table", "kw", "error", "match"),
     [
-        (DOCS, {"values": [1]}, TypeError, "must be a str for the partition key column 'tenant'"),
+        (DOCS, {"values": [1]}, TypeError, "must be a str for the column 'tenant'"),
         (DOCS, {"values": "a"}, TypeError, "list or tuple"),
         (DOCS, {"values": []}, PartitionError, "at least one value"),
         (DOCS, {"values": ["a\x00b"]}, PartitionError, "NUL byte"),
@@ -227,7 +227,7 @@ def test_statement_for_script_is_the_sql_itself() -> None:
             EVENTS,
             {"range_from": (MINVALUE, True), "range_to": (MAXVALUE, 1)},
             TypeError,
-            "must be a int",
+            "must be an int",
         ),
         (HASHED, {"modulus": 4, "remainder": 4}, PartitionError, "less than modulus"),
         (HASHED, {"modulus": 0, "remainder": 0}, PartitionError, "positive"),
@@ -551,7 +551,7 @@ def test_tenant_errors_are_clear_and_change_nothing(
     with engine.begin() as conn:
         with pytest.raises(PartitionError, match="'docs_1' of 'docs' exists already"):
             create_tenant_partition(conn, table, 1)
-        with pytest.raises(TypeError, match="must be a int for the partition key column"):
+        with pytest.raises(TypeError, match="must be an int for the column"):
             create_tenant_partition(conn, table, "1")
         with pytest.raises(PartitionError, match="out of range"):
             create_tenant_partition(conn, table, 2**31)

@@ -210,8 +210,9 @@ def check_value(column: Any, value: Any, what: str) -> None:
     if expected is datetime.date and isinstance(value, datetime.datetime):
         ok = False  # a datetime is a date in Python, not for a date column
     if not ok:
+        article = "an" if expected.__name__[:1] in "aeiou" else "a"
         raise TypeError(
-            f"{what} must be a {expected.__name__} for the partition key column "
+            f"{what} must be {article} {expected.__name__} for the column "
             f"{label!r} ({column.type}), got {type(value).__name__} {value!r}"
         )
     if isinstance(value, str) and "\x00" in value:
