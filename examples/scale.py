@@ -16,7 +16,7 @@ The program
 
 * loads both with :func:`vecalchemy.copy_rows` (binary COPY, a tqdm bar) and reports the
   load rate, next to the rate of a COPY of the first 20 000 rows into a fresh table of the
-  same definition (median of 3, before and after the full loads): a linear cost shows as
+  same definition (median of 7, before and after the full loads): a linear cost shows as
   a ratio near 1;
 * builds the indexes with the ``maintenance_work_mem`` and parallel workers that
   :func:`vecalchemy.index_build_settings` suggests for one partition, applied by
@@ -164,9 +164,13 @@ class Results:
     server: str = ""
     load_rows_per_s: dict[str, float] = field(default_factory=dict)
     calibration_rows: int = 0
-    #: rows/s of COPY into a fresh table, median of 3, before and after the full loads
+    #: rows/s of COPY into a fresh table, median of 7, before and after the full loads
     calibration_before: dict[str, float] = field(default_factory=dict)
     calibration_after: dict[str, float] = field(default_factory=dict)
+    #: the client's CPU time (process_time) per row of the full load and of the 20 000-row
+    #: reference (median of the 14 runs): copy_rows' own cost, without the server's
+    load_cpu_us_per_row: dict[str, float] = field(default_factory=dict)
+    calibration_cpu_us_per_row: dict[str, float] = field(default_factory=dict)
     build_seconds: dict[str, float] = field(default_factory=dict)
     maintenance_work_mem: str = ""
     parallel_workers: int = 0
@@ -358,9 +362,13 @@ def hnsw_index(table: Table, ef_construction: int) -> HnswIndex:
 # --- load and build -------------------------------------------------------------------------
 
 
-def load(engine: Engine, table: Table, data: Data, rows: slice, progress: bool) -> float:
-    """COPY ``rows`` of ``data`` into ``table`` in one transaction; rows per second."""
+def load(
+    engine: Engine, table: Table, data: Data, rows: slice, progress: bool
+) -> tuple[float, float]:
+    """COPY ``rows`` of ``data`` into ``table`` in one transaction: rows per second, and
+    the client's CPU microseconds per row."""
     start = time.perf_counter()
+    cpu = time.process_time()
     with engine.begin() as conn:
         copy_rows(
             conn,
@@ -368,29 +376,32 @@ def load(engine: Engine, table: Table, data: Data, rows: slice, progress: bool) 
             {
                 "id": np.arange(rows.start or 0, rows.stop, dtype=np.int64),
                 "tenant": data.tenant[rows],
-                "day": data.day[rows].astype(object),  # datetime.date values
+                "day": data.day[rows],  # datetime64[D]: written with the vectors, no objects
                 "embedding": data.vectors[rows],
             },
             progress=progress,
         )
     n = int(rows.stop) - int(rows.start or 0)
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), 1e6 * (time.process_time() - cpu) / n
 
 
 def calibrate(
     engine: Engine, sql_type: str, data: Data, n: int, args: argparse.Namespace
-) -> float:
-    """Median rows/s of 3 COPYs of the first ``n`` rows into a fresh ``items_calibration``
-    table of ``sql_type`` (the same definition as the full tables), dropped after each."""
-    rates = []
-    for _ in range(3):
+) -> tuple[float, list[float]]:
+    """Median rows/s of 7 COPYs of the first ``n`` rows into a fresh ``items_calibration``
+    table of ``sql_type`` (the same definition as the full tables), dropped after each,
+    and the client CPU microseconds per row of each."""
+    rates, cpus = [], []
+    for _ in range(7):
         table = items_table(MetaData(), "items_calibration", args.dim, sql_type)
         with engine.begin() as conn:
             create_partitioned(conn, table, args.tenants)
-        rates.append(load(engine, table, data, slice(0, n), progress=False))
+        rate, cpu = load(engine, table, data, slice(0, n), progress=False)
+        rates.append(rate)
+        cpus.append(cpu)
         with engine.begin() as conn:
             table.drop(conn)
-    return float(np.median(rates))
+    return float(np.median(rates)), cpus
 
 
 # --- queries --------------------------------------------------------------------------------
@@ -657,14 +668,22 @@ def _run(
 
     n_cal = min(CALIBRATION_ROWS, rows)
     results.calibration_rows = n_cal
+    cal_cpu: dict[str, list[float]] = {t: [] for t in tables}
     for sql_type in tables:
-        results.calibration_before[sql_type] = calibrate(engine, sql_type, data, n_cal, args)
+        rate, cpus = calibrate(engine, sql_type, data, n_cal, args)
+        results.calibration_before[sql_type] = rate
+        cal_cpu[sql_type] += cpus
     for sql_type, table in tables.items():
-        results.load_rows_per_s[sql_type] = load(engine, table, data, slice(0, rows), progress)
+        rate, cpu = load(engine, table, data, slice(0, rows), progress)
+        results.load_rows_per_s[sql_type] = rate
+        results.load_cpu_us_per_row[sql_type] = cpu
         with engine.begin() as conn:
             conn.execute(Statement(f"ANALYZE {quote(conn.dialect, table.name)}"))
     for sql_type in tables:
-        results.calibration_after[sql_type] = calibrate(engine, sql_type, data, n_cal, args)
+        rate, cpus = calibrate(engine, sql_type, data, n_cal, args)
+        results.calibration_after[sql_type] = rate
+        cal_cpu[sql_type] += cpus
+        results.calibration_cpu_us_per_row[sql_type] = float(np.median(cal_cpu[sql_type]))
     for k, r in results.load_rows_per_s.items():
         print(
             f"COPY {rows} rows {k}: {r:,.0f} rows/s; {n_cal} rows: "
@@ -723,6 +742,11 @@ def calibration_mean(results: Results, sql_type: str) -> float:
     return (results.calibration_before[sql_type] + results.calibration_after[sql_type]) / 2
 
 
+def cpu_ratio(results: Results, sql_type: str) -> float:
+    """copy_rows' client CPU per row, full load over the 20 000-row reference."""
+    return results.load_cpu_us_per_row[sql_type] / results.calibration_cpu_us_per_row[sql_type]
+
+
 def report(results: Results, args: argparse.Namespace) -> None:
     mb = 2**20
     print()
@@ -740,6 +764,9 @@ def report(results: Results, args: argparse.Namespace) -> None:
                     f"{results.calibration_before[t]:,.0f}",
                     f"{results.calibration_after[t]:,.0f}",
                     f"{r / calibration_mean(results, t):.2f}",
+                    f"{results.load_cpu_us_per_row[t]:.2f}",
+                    f"{results.calibration_cpu_us_per_row[t]:.2f}",
+                    f"{cpu_ratio(results, t):.2f}",
                 )
                 for t, r in results.load_rows_per_s.items()
             ],
@@ -748,6 +775,9 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 f"{results.rows} rows: rows/s",
                 f"{results.calibration_rows} rows before",
                 "after",
+                "ratio",
+                "client CPU µs/row",
+                f"{results.calibration_rows} rows",
                 "ratio",
             ],
         )

@@ -153,6 +153,72 @@ def test_copy_rows_writes_other_column_types_through_the_row_path(engine: Engine
     assert np.array_equal(np.stack([np.asarray(r[7]) for r in got]), m)
 
 
+def test_copy_rows_writes_datetime64_columns_at_c_speed(engine: Engine) -> None:
+    """datetime64 arrays for date / timestamp / timestamptz columns go through the record
+    path (one buffer, no Python objects) and read back as the same instants."""
+    md = MetaData()
+    table = Table(
+        "dated_items",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("day", Date),
+        Column("at", DateTime),
+        Column("at_tz", DateTime(timezone=True)),
+        Column("embedding", Vector(DIM)),
+    )
+    md.create_all(engine)
+    days = np.array(["1999-12-31", "2000-01-01", "2024-02-29", "0001-01-01", "9999-12-31"])
+    day = days.astype("datetime64[D]")
+    at = np.array(
+        [
+            "1999-12-31T23:59:59.999999",
+            "2000-01-01T00:00:00",
+            "2024-02-29T12:34:56.789012",
+            "1900-06-01T00:00:00.000001",
+            "2262-04-11T23:47:16",
+        ],
+        dtype="datetime64[us]",
+    )
+    n = len(day)
+    with engine.begin() as conn:
+        copy_rows(
+            conn,
+            table,
+            {
+                "id": np.arange(n),
+                "day": day,
+                "at": at.astype("datetime64[ns]"),  # whole microseconds: exact
+                "at_tz": at,
+                "embedding": _matrix(n),
+            },
+            progress=False,
+        )
+    got = _all_rows(engine, table)
+    assert [r[1] for r in got] == [d.astype(object) for d in day]
+    assert [r[2] for r in got] == [t.astype(object) for t in at]
+    assert [r[3] for r in got] == [t.astype(object).replace(tzinfo=timezone.utc) for t in at]
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("day", np.array(["2024-01-01", "NaT"], dtype="datetime64[D]"), "NaT at row 1"),
+        ("day", np.array(["2024-01-01T10:00"], dtype="datetime64[m]"), "whole in 'D'"),
+        ("at", np.array(["2024-01-01T00:00:00.000000001"], dtype="datetime64[ns]"), "'us'"),
+    ],
+)
+def test_copy_rows_refuses_datetime64_values_the_column_cannot_hold(
+    engine: Engine, column: str, values: np.ndarray, message: str
+) -> None:
+    md = MetaData()
+    table = Table("dated", md, Column("day", Date), Column("at", DateTime))
+    md.create_all(engine)
+    with engine.begin() as conn, pytest.raises(InvalidVectorError, match=message):
+        copy_rows(conn, table, {column: values}, progress=False)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
+
+
 @pytest.mark.parametrize("with_text", [False, True], ids=["record-path", "row-path"])
 def test_copy_rows_chunks_cross_boundaries_without_losing_rows(
     engine: Engine, items: Table, with_text: bool

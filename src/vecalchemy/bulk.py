@@ -54,7 +54,7 @@ from .bulk_format import (
 from .codecs import check_dense_matrix, check_sparse
 from .connections import async_connection, sync_connection
 from .exc import InvalidVectorError
-from .facts import FIXED_WIDTH_TYPES, WIRE_DTYPES
+from .facts import COPY_WIRE_TYPES, DATETIME_WIDTH_TYPES, FIXED_WIDTH_TYPES, WIRE_DTYPES
 from .types import HalfVec, SparseVec, Vector, VectorType
 
 __all__ = ["copy_rows", "copy_rows_async", "fetch_matrix", "fetch_matrix_async"]
@@ -88,8 +88,32 @@ def _table_of(target: Any) -> tuple[Table, dict[str, Column[Any]]]:
     return table, by_name
 
 
+def _datetimes(values: np.ndarray, col: Column[Any], oid: int) -> np.ndarray:
+    """A 1-D ``datetime64`` array as the COPY value of a date / timestamp column: the
+    count of days (date) or microseconds (timestamps) since 2000-01-01, as int64.
+    ``InvalidVectorError`` for NaT (give ``None`` in a list for NULL) and for values
+    the column's unit cannot hold exactly (a time of day for a date, nanoseconds)."""
+    name, unit, _ = DATETIME_WIDTH_TYPES[oid]
+    nat = np.isnat(values)
+    if nat.any():
+        raise InvalidVectorError(
+            f"{col.name} ({name}): NaT at row {int(np.argmax(nat))}; COPY from a datetime64 "
+            "array writes no NULL (pass a list with None for NULLs)"
+        )
+    as_unit = values.astype(f"datetime64[{unit}]")
+    lossy = as_unit.astype(values.dtype) != values
+    if lossy.any():
+        raise InvalidVectorError(
+            f"{col.name} ({name}): expected datetime64 values whole in {unit!r}, got "
+            f"{values[int(np.argmax(lossy))]} at row {int(np.argmax(lossy))}"
+        )
+    epoch = np.array("2000-01-01", dtype=f"datetime64[{unit}]")
+    offsets: np.ndarray = (as_unit - epoch).astype(np.int64)
+    return offsets
+
+
 def _check_fixed(values: np.ndarray, col: Column[Any], oid: int) -> None:
-    name, wire = FIXED_WIDTH_TYPES[oid]
+    name, wire = COPY_WIRE_TYPES[oid]
     kind = np.dtype(wire).kind
     if values.dtype.kind == "f" and kind in "iub":
         raise InvalidVectorError(
@@ -103,6 +127,27 @@ def _check_fixed(values: np.ndarray, col: Column[Any], oid: int) -> None:
                 f"{col.name} ({name}): values must lie in [{info.min}, {info.max}], "
                 f"got [{values.min()}, {values.max()}]"
             )
+
+
+def _plain_field(
+    col: Column[Any], oid: int, key: str, values: Any, arr: Any, lengths: dict[str, int]
+) -> Field:
+    """A column of another type: a fixed-width NumPy column when it is one, else Python
+    values the driver's dumpers write."""
+    if arr is None and isinstance(values, Sequence) and not isinstance(values, str):
+        probe = np.asarray(values) if oid in FIXED_WIDTH_TYPES else None
+        arr = probe if probe is not None and probe.dtype.kind in "biuf" else None
+        lengths[key] = len(values)
+    if arr is not None and oid in FIXED_WIDTH_TYPES and arr.ndim == 1 and arr.dtype.kind in "biuf":
+        _check_fixed(arr, col, oid)
+        lengths[key] = arr.shape[0]
+        return Field(col, oid, "fixed", arr)
+    if isinstance(values, np.ndarray):
+        lengths[key] = values.shape[0]
+        values = values.tolist()
+    elif isinstance(values, Sequence) and not isinstance(values, str):
+        lengths[key] = len(values)
+    return Field(col, oid, "other", values)
 
 
 def _prepare(
@@ -151,26 +196,18 @@ def _prepare(
                     f"array), got a 0-d array ({values!r})"
                 )
             arr = values if isinstance(values, np.ndarray) else None
-            if arr is None and isinstance(values, Sequence) and not isinstance(values, str):
-                probe = np.asarray(values) if oid in FIXED_WIDTH_TYPES else None
-                arr = probe if probe is not None and probe.dtype.kind in "biuf" else None
-                lengths[key] = len(values)
             if (
                 arr is not None
-                and oid in FIXED_WIDTH_TYPES
+                and arr.dtype.kind == "M"
                 and arr.ndim == 1
-                and arr.dtype.kind in "biuf"
+                and oid in DATETIME_WIDTH_TYPES
             ):
-                _check_fixed(arr, col, oid)
-                fields.append(Field(col, oid, "fixed", arr))
+                offsets = _datetimes(arr, col, oid)
+                _check_fixed(offsets, col, oid)
+                fields.append(Field(col, oid, "fixed", offsets))
                 lengths[key] = arr.shape[0]
             else:
-                if isinstance(values, np.ndarray):
-                    lengths[key] = values.shape[0]
-                    values = values.tolist()
-                elif isinstance(values, Sequence) and not isinstance(values, str):
-                    lengths[key] = len(values)
-                fields.append(Field(col, oid, "other", values))
+                fields.append(_plain_field(col, oid, key, values, arr, lengths))
         if key in lengths:
             if n is None:
                 n = lengths[key]

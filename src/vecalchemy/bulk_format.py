@@ -28,10 +28,10 @@ from sqlalchemy.sql.schema import Column
 from .codecs import encode_sparse_binary
 from .exc import InvalidVectorError
 from .facts import (
+    COPY_WIRE_TYPES,
     DENSE_DTYPES,
     DENSE_HEADER,
     DENSE_HEADER_FIELDS,
-    FIXED_WIDTH_TYPES,
     WIRE_DTYPES,
 )
 
@@ -84,7 +84,7 @@ class Field:
                 *((f"{prefix}{name}", dtype) for name, dtype in DENSE_HEADER_FIELDS),
                 (f"{prefix}v", WIRE_DTYPES[self.kind], (self.dim,)),
             ]
-        return [(f"{prefix}len", _FIELD_LENGTH), (f"{prefix}v", FIXED_WIDTH_TYPES[self.oid][1])]
+        return [(f"{prefix}len", _FIELD_LENGTH), (f"{prefix}v", COPY_WIRE_TYPES[self.oid][1])]
 
 
 def rows_per_chunk(fields: list[Field], n: int, chunk_rows: int | None) -> int:
@@ -113,7 +113,7 @@ def encode_fixed_chunks(
             buf[f"c{i}_dim"] = f.dim
             buf[f"c{i}_unused"] = 0
         else:
-            buf[f"c{i}_len"] = np.dtype(FIXED_WIDTH_TYPES[f.oid][1]).itemsize
+            buf[f"c{i}_len"] = np.dtype(COPY_WIRE_TYPES[f.oid][1]).itemsize
     for start in range(0, n, chunk):
         rec = buf[: min(chunk, n - start)]
         for i, f in enumerate(fields):

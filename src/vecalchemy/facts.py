@@ -58,6 +58,8 @@ __all__ = [
     "SPARSE_VALUE_WIRE",
     "BIT_HEADER",
     "FIXED_WIDTH_TYPES",
+    "DATETIME_WIDTH_TYPES",
+    "COPY_WIRE_TYPES",
     "metric",
     "metrics_for",
     "opclass_for",
@@ -377,4 +379,20 @@ FIXED_WIDTH_TYPES: dict[int, tuple[str, str]] = {
     20: ("bigint", ">i8"),
     700: ("real", WIRE_DTYPES["vector"].str),
     701: ("double precision", ">f8"),
+}
+
+#: Dates and timestamps COPY writes from NumPy ``datetime64`` arrays: oid -> (name, NumPy
+#: unit, big-endian dtype). The binary value is the count of units since 2000-01-01
+#: (``POSTGRES_EPOCH_JDATE``, src/include/datatype/timestamp.h; ``date_send``,
+#: ``timestamp_send``; a ``timestamptz`` is microseconds since 2000-01-01 UTC).
+DATETIME_WIDTH_TYPES: dict[int, tuple[str, str, str]] = {
+    1082: ("date", "D", ">i4"),
+    1114: ("timestamp without time zone", "us", ">i8"),
+    1184: ("timestamp with time zone", "us", ">i8"),
+}
+
+#: Every fixed-width type COPY writes from one NumPy column: oid -> (name, big-endian dtype)
+COPY_WIRE_TYPES: dict[int, tuple[str, str]] = {
+    **FIXED_WIDTH_TYPES,
+    **{oid: (name, wire) for oid, (name, _, wire) in DATETIME_WIDTH_TYPES.items()},
 }
