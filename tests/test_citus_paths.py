@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vecalchemy import connections
-from vecalchemy.checks import _walk, measure_recall
 from vecalchemy.connections import has_citus, set_local
 from vecalchemy.exc import UnsafeSQLError
+from vecalchemy.explain import measure_recall, walk_plan
 from vecalchemy.indexes import HnswIndex
 from vecalchemy.indexes.build import build_vector_index
 from vecalchemy.indexes.build_settings import apply_build_settings, set_gucs
@@ -338,7 +338,7 @@ CITUS_PLAN: dict[str, Any] = {
 
 
 def test_walk_descends_into_the_worker_plans_of_a_citus_custom_scan() -> None:
-    nodes = [(depth, node["Node Type"]) for depth, node in _walk(CITUS_PLAN)]
+    nodes = [(depth, node["Node Type"]) for depth, node in walk_plan(CITUS_PLAN)]
     assert nodes == [
         (0, "Limit"),
         (1, "Sort"),
@@ -350,7 +350,7 @@ def test_walk_descends_into_the_worker_plans_of_a_citus_custom_scan() -> None:
 
 
 def test_walk_gives_shard_nodes_the_declared_names() -> None:
-    by_type = {node["Node Type"]: node for _, node in _walk(CITUS_PLAN)}
+    by_type = {node["Node Type"]: node for _, node in walk_plan(CITUS_PLAN)}
     scan = by_type["Index Scan"]
     assert scan["Index Name"] == "items_e_idx"
     assert scan["Relation Name"] == "items"
@@ -366,4 +366,4 @@ def test_walk_of_a_plain_plan_is_unchanged() -> None:
         "Node Type": "Limit",
         "Plans": [{"Node Type": "Index Scan", "Index Name": "ix_1", "Relation Name": "t_1"}],
     }
-    assert [node for _, node in _walk(plan)] == [plan, plan["Plans"][0]]
+    assert [node for _, node in walk_plan(plan)] == [plan, plan["Plans"][0]]

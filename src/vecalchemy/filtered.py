@@ -39,9 +39,10 @@ from sqlalchemy.sql import ColumnElement
 
 from . import _private
 from .checks import _distance as _distance_of
-from .checks import _Explain, explain_index_usage, user_stacklevel
+from .checks import user_stacklevel
 from .connections import sync_connection
 from .exc import FilteredSearchWarning, SearchSettingError, VectorIndexWarning
+from .explain import Explain, explain_index_usage
 from .facts import SEARCH_SETTINGS
 from .plan_guard import _GUARDING_KEY
 from .search import (
@@ -259,7 +260,7 @@ def _exact(stmt: Select[Any], distance: ColumnElement[Any], k: int) -> Select[An
 
 
 def _estimate(conn: Connection, stmt: Select[Any]) -> int:
-    raw = conn.execute(_Explain(stmt)).scalar_one()
+    raw = conn.execute(Explain(stmt)).scalar_one()
     doc = json.loads(raw) if isinstance(raw, str) else raw
     return int(doc[0]["Plan"]["Plan Rows"])
 

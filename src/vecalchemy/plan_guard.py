@@ -20,15 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ClauseElement
 
 from . import _private, sqltext
-from .checks import (
-    _columns_of,
-    _Explain,
-    _selects,
-    distance_orders,
-    explain_index_usage,
-    user_stacklevel,
-)
+from .checks import _columns_of, _selects, distance_orders, user_stacklevel
 from .exc import VectorPlanError, VectorPlanWarning
+from .explain import Explain, explain_index_usage
 from .facts import INDEX_METHODS
 
 if TYPE_CHECKING:  # sqlalchemy.ext.asyncio needs greenlet only when used
@@ -70,7 +64,7 @@ def _top_k_tables(statement: Any) -> list[Table]:
     """The tables ordered by a distance (first ORDER BY key, with a LIMIT) in any SELECT
     of ``statement``; ``[]`` for anything else (text, DML without such a SELECT,
     EXPLAIN)."""
-    if not isinstance(statement, ClauseElement) or isinstance(statement, _Explain):
+    if not isinstance(statement, ClauseElement) or isinstance(statement, Explain):
         return []
     tables: list[Table] = []
     for select_stmt in _selects(statement):

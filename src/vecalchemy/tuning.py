@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from .checks import _EXACT_SETTINGS, _first_column, _set_local
 from .connections import is_autocommit, sync_connection
+from .explain import EXACT_SETTINGS, first_column, set_exact_settings
 from .facts import SEARCH_SETTINGS, SEARCH_SETTINGS_BY_GUC
 from .search import _check_bound_vectors, _positive_int, search_settings
 
@@ -111,14 +111,14 @@ def _target(value: Any) -> float:
 def _exact(conn: Connection, stmts: list[Select[Any]], k: int) -> list[set[Any]]:
     """The exact top-k keys of each statement, planned with index scans off (the
     settings :func:`~vecalchemy.measure_recall` uses), then the settings restored."""
-    names = list(_EXACT_SETTINGS)
+    names = list(EXACT_SETTINGS)
     row = conn.execute(select(*(func.current_setting(name) for name in names))).one()
     previous = dict(zip(names, (str(v) for v in row), strict=True))
-    _set_local(conn, _EXACT_SETTINGS)
+    set_exact_settings(conn, EXACT_SETTINGS)
     try:
-        return [set(_first_column(conn.execute(stmt), k)) for stmt in stmts]
+        return [set(first_column(conn.execute(stmt), k)) for stmt in stmts]
     finally:
-        _set_local(conn, previous)
+        set_exact_settings(conn, previous)
 
 
 def _measure(
@@ -140,7 +140,7 @@ def _measure(
                 rows = conn.execute(stmt).all()
                 seconds.append(time.perf_counter() - start)
                 if run == 0:
-                    found = _first_column(rows, k)
+                    found = first_column(rows, k)
             recalls.append(len(set(found) & truth) / len(truth) if truth else 1.0)
     return TuningPoint(value, statistics.fmean(recalls), 1000 * statistics.median(seconds))
 
