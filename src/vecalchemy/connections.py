@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -98,6 +98,31 @@ async def async_connection(bind: AsyncConnection | AsyncSession) -> AsyncConnect
             await bind.begin()
         return bind
     raise TypeError(f"expected an AsyncConnection or AsyncSession, got {type(bind).__name__}")
+
+
+_T = TypeVar("_T")
+
+
+async def run_async(
+    bind: Any, fn: Callable[..., _T], *args: Any, sessions: bool = True, **kw: Any
+) -> _T:
+    """``fn(sync_bind, *args, **kw)`` through SQLAlchemy's greenlet: an AsyncEngine's sync
+    Engine, or an AsyncConnection's (and, with ``sessions``, an AsyncSession's) sync
+    Connection / Session by ``run_sync``. Raises ``TypeError`` naming the accepted kinds
+    for anything else."""
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+    from sqlalchemy.util import greenlet_spawn
+
+    if isinstance(bind, AsyncEngine):
+        return await greenlet_spawn(fn, bind.sync_engine, *args, **kw)
+    if isinstance(bind, AsyncConnection) or (sessions and isinstance(bind, AsyncSession)):
+        return await bind.run_sync(fn, *args, **kw)
+    kinds = (
+        "an AsyncEngine, AsyncConnection or AsyncSession"
+        if sessions
+        else ("an AsyncEngine or AsyncConnection")
+    )
+    raise TypeError(f"expected {kinds}, got {type(bind).__name__}")
 
 
 # --- transaction-local settings ---------------------------------------------------------

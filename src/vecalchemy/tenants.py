@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
 
 from . import sqltext
-from .connections import autocommit_connection, sync_connection
+from .connections import autocommit_connection, run_async, sync_connection
 from .facts import INDEX_METHODS
 from .indexes.build import partition_index_name
 
@@ -366,24 +366,6 @@ def drop_tenant_partition(
 # --- async: the same, through SQLAlchemy's greenlet ------------------------------------
 
 
-async def _run_async(
-    bind: AsyncEngine | AsyncConnection | AsyncSession,
-    fn: Callable[..., _T],
-    *args: Any,
-    **kw: Any,
-) -> _T:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-    from sqlalchemy.util import greenlet_spawn
-
-    if isinstance(bind, AsyncEngine):
-        return await greenlet_spawn(fn, bind.sync_engine, *args, **kw)
-    if isinstance(bind, (AsyncConnection, AsyncSession)):
-        return await bind.run_sync(fn, *args, **kw)
-    raise TypeError(
-        f"expected an AsyncEngine, AsyncConnection or AsyncSession, got {type(bind).__name__}"
-    )
-
-
 async def create_tenant_partition_async(
     bind: AsyncEngine | AsyncConnection | AsyncSession,
     parent: Table,
@@ -393,9 +375,7 @@ async def create_tenant_partition_async(
     schema: str | None = None,
 ) -> TenantPartition:
     """:func:`create_tenant_partition` for asyncpg / psycopg async, awaited."""
-    return await _run_async(
-        bind, create_tenant_partition, parent, tenant, name=name, schema=schema
-    )
+    return await run_async(bind, create_tenant_partition, parent, tenant, name=name, schema=schema)
 
 
 async def detach_tenant_partition_async(
@@ -409,7 +389,7 @@ async def detach_tenant_partition_async(
 ) -> TenantPartition:
     """:func:`detach_tenant_partition`, awaited (``concurrently=True``: an AsyncEngine,
     or an AsyncConnection with ``isolation_level="AUTOCOMMIT"``)."""
-    return await _run_async(
+    return await run_async(
         bind,
         detach_tenant_partition,
         parent,
@@ -430,7 +410,7 @@ async def drop_tenant_partition_async(
     detached: bool = False,
 ) -> None:
     """:func:`drop_tenant_partition`, awaited."""
-    await _run_async(
+    await run_async(
         bind, drop_tenant_partition, parent, tenant, name=name, schema=schema, detached=detached
     )
 

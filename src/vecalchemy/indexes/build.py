@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex
 
 from .. import sqltext
-from ..connections import autocommit_connection, is_autocommit
+from ..connections import autocommit_connection, is_autocommit, run_async
 from ..exc import IndexDefinitionError
 from ..facts import MAX_IDENTIFIER_BYTES, BuildSettings
 from .build_settings import apply_build_settings, check_settings, set_gucs
@@ -338,20 +338,12 @@ async def build_vector_index_async(
     watcher is a task on the running event loop. Raises ``TypeError`` for anything
     else, and what :func:`build_vector_index` raises.
     """
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-    from sqlalchemy.util import greenlet_spawn
-
     options: dict[str, Any] = {
         "checkfirst": checkfirst,
         "progress": progress,
         "poll_interval": poll_interval,
     }
-    if isinstance(bind, AsyncEngine):
-        await greenlet_spawn(build_vector_index, bind.sync_engine, index, **options)
-    elif isinstance(bind, AsyncConnection):
-        await bind.run_sync(build_vector_index, index, **options)
-    else:
-        raise TypeError(f"expected an AsyncEngine or AsyncConnection, got {type(bind).__name__}")
+    await run_async(bind, build_vector_index, index, sessions=False, **options)
 
 
 def _build(
